@@ -1,0 +1,347 @@
+"""Render Bach chorales (music21's corpus) into four-stem songs with FluidSynth.
+
+Soprano -> ``vocals`` (a voice-like General MIDI patch), bass voice -> ``bass`` (a bass patch),
+alto + tenor -> ``other`` (melodic patches), and a generated drum part that follows the piece's
+meter and tempo -> ``drums`` (the soundfont's percussion kit). Each stem is rendered by its own
+synthesizer (one instrument at a time), dry (FluidSynth reverb and chorus off), so stems are
+exactly separable and ``mixture = sum of stems``. Everything drawn per song (tempo,
+transposition, programs, velocities, pan, excerpt start, drum variations) comes from one
+``numpy`` generator seeded by ``(seed, piece)``: re-rendering is bit-identical.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .audio import Track
+from .params import TARGETS, check
+
+log = logging.getLogger(__name__)
+
+# General MIDI programs (0-based), grouped by the stem they may play.
+VOICE_PROGRAMS = (52, 53, 54, 85)  # choir aahs, voice oohs, synth voice, lead 6 (voice)
+BASS_PROGRAMS = (32, 33, 34, 35, 38)  # acoustic, finger, pick, fretless, synth bass 1
+OTHER_PROGRAMS = (0, 4, 19, 24, 40, 48, 68, 71, 11)  # piano, e-piano, organ, guitar, violin,
+# strings, oboe, clarinet, vibraphone
+SATB = ("Soprano", "Alto", "Tenor", "Bass")
+DRUM_CHANNEL = 9
+GM_DRUMS = {"kick": 36, "snare": 38, "side": 37, "hat": 42, "open_hat": 46, "ride": 51,
+            "crash": 49}
+
+
+@dataclass(frozen=True)
+class RenderParams:
+    """``render`` section: how many songs per split and the ranges drawn per song."""
+
+    seed: int = 0
+    n_train: int = 48
+    n_reference: int = 8
+    n_test: int = 8
+    excerpt_seconds: float = 12.0
+    tempo_bpm: tuple[float, float] = (66.0, 100.0)
+    transpose_semitones: tuple[int, int] = (-3, 3)
+    velocity: tuple[int, int] = (70, 110)
+    pan_width: float = 0.6
+    bass_octave_shift: int = -1
+    mixture_peak: float = 0.5
+    vocals_programs: tuple[int, ...] = VOICE_PROGRAMS
+    bass_programs: tuple[int, ...] = BASS_PROGRAMS
+    other_programs: tuple[int, ...] = OTHER_PROGRAMS
+    soundfont: str | None = None
+    synth_gain: float = 0.6
+
+    def __post_init__(self) -> None:
+        for key in ("n_train", "n_reference", "n_test"):
+            check(getattr(self, key) >= 1, f"render.{key}", "must be >= 1")
+        total = self.n_train + self.n_reference + self.n_test
+        check(total <= 400, "render.n_train", f"{total} songs requested; the corpus has ~400 "
+              "usable four-voice chorales")
+        check(1.0 <= self.excerpt_seconds <= 600.0, "render.excerpt_seconds", "must be in [1, 600]")
+        check(20 <= self.tempo_bpm[0] <= self.tempo_bpm[1] <= 300, "render.tempo_bpm",
+              "must be an increasing range within [20, 300]")
+        check(self.transpose_semitones[0] <= self.transpose_semitones[1],
+              "render.transpose_semitones", "must be an increasing range")
+        check(1 <= self.velocity[0] <= self.velocity[1] <= 127, "render.velocity",
+              "must be an increasing range within [1, 127]")
+        check(0.0 <= self.pan_width <= 1.0, "render.pan_width", "must be in [0, 1]")
+        check(0.0 < self.mixture_peak <= 1.0, "render.mixture_peak", "must be in (0, 1]")
+        check(0.0 < self.synth_gain <= 2.0, "render.synth_gain", "must be in (0, 2]")
+        for key in ("vocals_programs", "bass_programs", "other_programs"):
+            progs = getattr(self, key)
+            check(len(progs) > 0 and all(0 <= p <= 127 for p in progs), f"render.{key}",
+                  "needs at least one General MIDI program in [0, 127]")
+
+
+@dataclass(frozen=True)
+class Note:
+    """A note event: onset and duration in quarter notes, MIDI pitch and velocity."""
+
+    onset_ql: float
+    duration_ql: float
+    pitch: int
+    velocity: int
+
+
+@dataclass
+class Score:
+    """The parts of one chorale as note lists plus its bar grid (quarter-note units)."""
+
+    piece: str
+    parts: dict[str, list[tuple[float, float, int]]]
+    bars: list[tuple[float, float, float]]  # (bar start, first sounding offset, bar length)
+    length_ql: float
+    meter: str = "4/4"
+
+
+@dataclass
+class SongPlan:
+    """Everything drawn for one song; stored in the manifest as its provenance."""
+
+    name: str
+    split: str
+    piece: str
+    seed: int
+    tempo_bpm: float
+    transpose: int
+    programs: dict[str, list[int]]
+    velocity: dict[str, int]
+    pan: dict[str, float]
+    excerpt_start_s: float
+    meter: str
+    gain: float = 1.0
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def default_soundfont() -> Path:
+    """The General MIDI soundfont shipped with pretty_midi (``TimGM6mb.sf2``)."""
+    import pretty_midi
+
+    return Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
+
+
+def chorale_paths() -> list[Path]:
+    """All Bach pieces in music21's corpus, sorted by file name."""
+    from music21 import corpus
+
+    return sorted((Path(p) for p in corpus.getComposer("bach")), key=lambda p: p.name)
+
+
+def load_score(path: Path) -> Score | None:
+    """Parse a chorale into SATB note lists; ``None`` unless it has exactly those four voices."""
+    from music21 import corpus, stream
+
+    parsed = corpus.parse(str(path))
+    by_name = {(p.partName or "").strip(): p for p in parsed.parts}
+    if len(parsed.parts) != 4 or any(v not in by_name for v in SATB):
+        return None
+    parts: dict[str, list[tuple[float, float, int]]] = {}
+    for voice in SATB:
+        notes = []
+        for element in by_name[voice].stripTies().flatten().notes:
+            for pitch in element.pitches:
+                notes.append((float(element.offset), float(element.quarterLength), int(pitch.midi)))
+        if not notes:
+            return None
+        parts[voice] = notes
+    bars = []
+    measures = list(by_name["Soprano"].getElementsByClass(stream.Measure))
+    meter = "4/4"
+    for measure in measures:
+        bar_len = float(measure.barDuration.quarterLength)
+        pad = float(measure.paddingLeft or 0.0)
+        offset = float(measure.offset)
+        bars.append((offset - pad, offset, bar_len))
+    ts = parsed.recurse().getElementsByClass("TimeSignature").first()
+    if ts is not None:
+        meter = ts.ratioString
+    length = float(parsed.highestTime)
+    if length <= 0 or not bars:
+        return None
+    return Score(path.stem, parts, bars, length, meter)
+
+
+def song_rng(seed: int, piece: str) -> np.random.Generator:
+    """A generator seeded by ``(seed, piece)`` so each song's draws are independent of order."""
+    digest = hashlib.sha256(f"{seed}:{piece}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def plan_song(score: Score, split: str, params: RenderParams) -> SongPlan:
+    """Draw tempo, transposition, programs, velocities, pan and excerpt start for one song."""
+    rng = song_rng(params.seed, score.piece)
+    tempo = float(rng.uniform(*params.tempo_bpm))
+    lo, hi = params.transpose_semitones
+    transpose = int(rng.integers(lo, hi + 1))
+    programs = {
+        "vocals": [int(rng.choice(params.vocals_programs))],
+        "bass": [int(rng.choice(params.bass_programs))],
+        "other": [int(p) for p in rng.choice(params.other_programs, size=2)],
+        "drums": [0],
+    }
+    velocity = {t: int(rng.integers(params.velocity[0], params.velocity[1] + 1)) for t in TARGETS}
+    pan = {t: float(rng.uniform(-params.pan_width, params.pan_width)) for t in TARGETS}
+    pan["bass"] *= 0.3  # bass and kick sit near the centre, as in most mixes
+    pan["drums"] *= 0.3
+    piece_s = score.length_ql * 60.0 / tempo
+    start = float(rng.uniform(0.0, max(0.0, piece_s - params.excerpt_seconds)))
+    return SongPlan(f"{score.piece}", split, score.piece, params.seed, round(tempo, 3), transpose,
+                    programs, velocity, pan, round(start, 4), score.meter,
+                    extra={"drum_seed": int(rng.integers(2**31))})
+
+
+def drum_events(score: Score, rng: np.random.Generator, base_velocity: int) -> list[Note]:
+    """A drum part on the piece's bar grid: kick/snare backbeat, hats on eighths, fills, crashes."""
+    events: list[Note] = []
+    use_ride = bool(rng.random() < 0.3)
+    for bar_index, (bar_start, first, bar_len) in enumerate(score.bars):
+        beats = max(1, int(round(bar_len)))
+        for eighth in range(beats * 2):
+            t = bar_start + eighth * 0.5
+            if t < first - 1e-9:
+                continue  # the missing part of a pick-up bar
+            beat, offbeat = divmod(eighth, 2)
+            if not offbeat:
+                if beat == 0 or (beats == 4 and beat == 2) or rng.random() < 0.08:
+                    events.append(Note(t, 0.5, GM_DRUMS["kick"], base_velocity))
+                if (beats >= 3 and beat % 2 == 1) or (beats == 3 and beat == 2):
+                    events.append(Note(t, 0.5, GM_DRUMS["snare"], base_velocity))
+            elif rng.random() < 0.1:
+                events.append(Note(t, 0.5, GM_DRUMS["kick"], base_velocity - 15))
+            cymbal = "ride" if use_ride else ("open_hat" if eighth == beats * 2 - 1
+                                              and rng.random() < 0.25 else "hat")
+            accent = 0 if offbeat else 10
+            events.append(Note(t, 0.5, GM_DRUMS[cymbal], base_velocity - 20 + accent))
+        if bar_index % 4 == 0 and bar_start >= first - 1e-9:
+            events.append(Note(bar_start, 2.0, GM_DRUMS["crash"], base_velocity))
+    return events
+
+
+def pitched_events(notes: list[tuple[float, float, int]], shift: int, velocity: int,
+                   rng: np.random.Generator) -> list[Note]:
+    """Transpose a part and give each note a slightly humanised velocity."""
+    jitter = rng.integers(-8, 9, size=len(notes))
+    return [Note(on, dur, int(np.clip(p + shift, 0, 127)), int(np.clip(velocity + j, 1, 127)))
+            for (on, dur, p), j in zip(notes, jitter, strict=True)]
+
+
+def loop_events(events: list[Note], length_ql: float, needed_ql: float) -> list[Note]:
+    """Repeat a part back to back until it covers ``needed_ql`` quarter notes."""
+    out = list(events)
+    shift = length_ql
+    while shift < needed_ql:
+        out += [Note(e.onset_ql + shift, e.duration_ql, e.pitch, e.velocity) for e in events]
+        shift += length_ql
+    return out
+
+
+def synthesize(channels: list[tuple[int, list[Note]]], tempo: float, seconds: float,
+               sample_rate: int, soundfont: Path, gain: float, pan: float) -> np.ndarray:
+    """Render ``[(program, notes)]`` on one dry FluidSynth instance -> float32 ``[2, samples]``.
+
+    Program ``-1`` selects the percussion kit on MIDI channel 10.
+    """
+    import fluidsynth
+
+    synth = fluidsynth.Synth(gain=gain, samplerate=float(sample_rate))
+    try:
+        synth.setting("synth.reverb.active", 0)
+        synth.setting("synth.chorus.active", 0)
+        sfid = synth.sfload(str(soundfont))
+        if sfid < 0:
+            raise FileNotFoundError(f"{soundfont}: FluidSynth could not load the soundfont")
+        timeline: list[tuple[int, int, int, int, int]] = []  # (sample, order, channel, pitch, vel)
+        for index, (program, notes) in enumerate(channels):
+            channel = DRUM_CHANNEL if program < 0 else index
+            synth.program_select(channel, sfid, 128 if program < 0 else 0, max(program, 0))
+            synth.cc(channel, 10, int(round(64 + 63 * pan)))
+            for note in notes:
+                on = int(round(note.onset_ql * 60.0 / tempo * sample_rate))
+                off = int(round((note.onset_ql + note.duration_ql) * 60.0 / tempo * sample_rate))
+                timeline.append((on, 1, channel, note.pitch, note.velocity))
+                timeline.append((max(off - 1, on + 1), 0, channel, note.pitch, 0))
+        total = int(round(seconds * sample_rate))
+        timeline.sort()
+        chunks, cursor = [], 0
+        for sample, is_on, channel, pitch, velocity in timeline:
+            if sample >= total:
+                break
+            if sample > cursor:
+                chunks.append(synth.get_samples(sample - cursor))
+                cursor = sample
+            if is_on:
+                synth.noteon(channel, pitch, velocity)
+            else:
+                synth.noteoff(channel, pitch)
+        if total > cursor:
+            chunks.append(synth.get_samples(total - cursor))
+    finally:
+        synth.delete()
+    interleaved = np.concatenate(chunks).astype(np.float32) / 32768.0
+    return np.ascontiguousarray(interleaved.reshape(-1, 2).T)
+
+
+def render_song(score: Score, plan: SongPlan, params: RenderParams, sample_rate: int,
+                soundfont: Path) -> Track:
+    """Render the planned excerpt of ``score`` into a four-stem :class:`Track`."""
+    rng = song_rng(plan.extra["drum_seed"], score.piece)  # type: ignore[arg-type]
+    seconds_per_ql = 60.0 / plan.tempo_bpm
+    end_s = plan.excerpt_start_s + params.excerpt_seconds
+    needed_ql = end_s / seconds_per_ql + 1.0
+    parts = {
+        voice: loop_events(pitched_events(notes, plan.transpose + (12 * params.bass_octave_shift
+                                                                   if voice == "Bass" else 0),
+                                          plan.velocity[_stem_of(voice)], rng),
+                           score.length_ql, needed_ql)
+        for voice, notes in score.parts.items()
+    }
+    drums = loop_events(drum_events(score, rng, plan.velocity["drums"]), score.length_ql, needed_ql)
+    layout = {
+        "vocals": [(plan.programs["vocals"][0], parts["Soprano"])],
+        "bass": [(plan.programs["bass"][0], parts["Bass"])],
+        "other": [(plan.programs["other"][0], parts["Alto"]),
+                  (plan.programs["other"][1], parts["Tenor"])],
+        "drums": [(-1, drums)],
+    }
+    start = int(round(plan.excerpt_start_s * sample_rate))
+    length = int(round(params.excerpt_seconds * sample_rate))
+    stems = {}
+    for target in TARGETS:
+        audio = synthesize(layout[target], plan.tempo_bpm, end_s, sample_rate, soundfont,
+                           params.synth_gain, plan.pan[target])
+        stems[target] = audio[:, start:start + length]
+    mix_peak = float(np.max(np.abs(sum(stems.values()))))
+    plan.gain = params.mixture_peak / mix_peak if mix_peak > 0 else 1.0
+    for target in TARGETS:
+        stems[target] = (stems[target] * np.float32(plan.gain)).astype(np.float32)
+    return Track(plan.name, stems, sample_rate, None, {"split": plan.split})
+
+
+def _stem_of(voice: str) -> str:
+    return {"Soprano": "vocals", "Alto": "other", "Tenor": "other", "Bass": "bass"}[voice]
+
+
+def assign_pieces(params: RenderParams) -> dict[str, list[Score]]:
+    """Pick disjoint chorales for ``train``, ``reference`` and ``test`` (shuffled by the seed)."""
+    paths = chorale_paths()
+    order = np.random.default_rng(params.seed).permutation(len(paths))
+    wanted = {"train": params.n_train, "reference": params.n_reference, "test": params.n_test}
+    splits: dict[str, list[Score]] = {k: [] for k in wanted}
+    names = iter(wanted)
+    current = next(names)
+    for index in order:
+        score = load_score(paths[index])
+        if score is None:
+            continue
+        splits[current].append(score)
+        if len(splits[current]) == wanted[current]:
+            current = next(names, "")
+            if not current:
+                return splits
+    raise ValueError(f"render: only {sum(map(len, splits.values()))} usable four-voice chorales, "
+                     f"{sum(wanted.values())} requested (render.n_train/n_reference/n_test)")

@@ -1,0 +1,42 @@
+"""Shared fixtures: tiny synthetic multitrack folders written into ``tmp_path``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from stages.lib.params import TARGETS
+
+SR = 8000
+
+
+def tone_stems(seconds: float = 1.0, sr: int = SR, seed: int = 0,
+               channels: int = 2) -> dict[str, np.ndarray]:
+    """Four distinguishable stems ``[channels, samples]``: tones at different pitches plus noise."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    stems = {}
+    for i, target in enumerate(TARGETS):
+        sig = 0.2 * np.sin(2 * np.pi * (110.0 * (i + 1)) * t) + 0.01 * rng.standard_normal(t.size)
+        stems[target] = np.stack([sig * (1.0 - 0.1 * c) for c in range(channels)]).astype(np.float32)
+    return stems
+
+
+def write_stems(folder: Path, stems: dict[str, np.ndarray], sr: int = SR,
+                mixture: bool = True) -> Path:
+    """Write stems (and optionally their sum as ``mixture.wav``) as float wavs into ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, audio in stems.items():
+        sf.write(folder / f"{name}.wav", audio.T, sr, subtype="FLOAT")
+    if mixture:
+        sf.write(folder / "mixture.wav", sum(stems.values()).T, sr, subtype="FLOAT")
+    return folder
+
+
+@pytest.fixture
+def track_dir(tmp_path: Path) -> Path:
+    """One valid track folder with a mixture, 1 s at 8 kHz."""
+    return write_stems(tmp_path / "songs" / "song_a", tone_stems())

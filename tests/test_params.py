@@ -1,0 +1,115 @@
+"""Params validation: every stage section loads; bad keys fail with the key in the message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from stages.lib.params import BaseParams, ParamsError, check, from_dict, load_base, load_section
+from stages.lib.render import RenderParams
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = {"render": RenderParams}
+
+
+@dataclass(frozen=True)
+class Inner:
+    gain_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class Example:
+    count: int
+    ratio: float = 0.5
+    names: tuple[str, ...] = ("a",)
+    inner: Inner = Inner()
+    maybe: int | None = None
+
+    def __post_init__(self) -> None:
+        check(0.0 < self.ratio <= 1.0, "example.ratio", "must be in (0, 1]")
+
+
+def test_repository_params_load() -> None:
+    base = load_base(ROOT / "params.yaml")
+    assert base.targets == ("vocals", "bass", "drums", "other")
+    for section, cls in SECTIONS.items():
+        assert isinstance(load_section(ROOT / "params.yaml", section, cls), cls)
+
+
+def test_valid_mapping_is_typed_and_frozen() -> None:
+    obj = from_dict(Example, {"count": 3, "ratio": 1, "names": ["x", "y"],
+                              "inner": {"gain_db": -3}}, "example")
+    assert obj.ratio == 1.0 and isinstance(obj.ratio, float)
+    assert obj.names == ("x", "y") and obj.inner.gain_db == -3.0
+    with pytest.raises(AttributeError):
+        obj.count = 4  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ({"count": 1, "ratoi": 0.5}, "example.ratoi"),
+        ({"count": "three"}, "example.count"),
+        ({"count": 1.5}, "example.count"),
+        ({"count": True}, "example.count"),
+        ({}, "example.count"),
+        ({"count": 1, "ratio": 1.5}, "example.ratio"),
+        ({"count": 1, "names": "abc"}, "example.names"),
+        ({"count": 1, "names": ["a", 2]}, "example.names[1]"),
+        ({"count": 1, "inner": {"gain": 1}}, "example.inner.gain"),
+        ({"count": 1, "maybe": "x"}, "example.maybe"),
+    ],
+)
+def test_bad_values_name_the_key(raw: dict, key: str) -> None:
+    with pytest.raises(ParamsError) as err:
+        from_dict(Example, raw, "example")
+    assert str(err.value).startswith(key + ":")
+
+
+def test_optional_accepts_null() -> None:
+    assert from_dict(Example, {"count": 1, "maybe": None}, "example").maybe is None
+
+
+def test_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(ParamsError, match="not found"):
+        load_base(tmp_path / "missing.yaml")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("base: [1, 2")
+    with pytest.raises(ParamsError, match="not valid YAML"):
+        load_base(bad)
+    bad.write_text(yaml.safe_dump({"render": {}}))
+    with pytest.raises(ParamsError, match="missing section 'base'"):
+        load_base(bad)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"targets": ["vocals", "bass"]}, "base.targets"),
+        ({"seeds": []}, "base.seeds"),
+        ({"seeds": [1, 1]}, "base.seeds"),
+        ({"sample_rate": 100}, "base.sample_rate"),
+    ],
+)
+def test_base_ranges(override: dict, key: str) -> None:
+    with pytest.raises(ParamsError, match=f"^{key}:"):
+        from_dict(BaseParams, override, "base")
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"n_train": 0}, "render.n_train"),
+        ({"excerpt_seconds": 0.1}, "render.excerpt_seconds"),
+        ({"tempo_bpm": [120, 60]}, "render.tempo_bpm"),
+        ({"velocity": [0, 200]}, "render.velocity"),
+        ({"vocals_programs": [300]}, "render.vocals_programs"),
+        ({"tempo_bpm": [60]}, "render.tempo_bpm"),
+    ],
+)
+def test_render_ranges(override: dict, key: str) -> None:
+    with pytest.raises(ParamsError, match=f"^{key}"):
+        from_dict(RenderParams, override, "render")
