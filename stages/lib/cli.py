@@ -46,3 +46,18 @@ def timed(cost_path: Path | None, stage: str, **info: object) -> Iterator[dict[s
     log.info("%s finished in %.1f s", stage, record["wall_s"])
     if cost_path is not None:
         write_json(cost_path, record)
+
+
+def exit_on_user_error(stage: str, func, *args, **kwargs):  # noqa: ANN001, ANN201
+    """Run ``func``; turn bad-input errors into one clear line on stderr and exit status 1.
+
+    Programming errors (anything else) keep their traceback.
+    """
+    from .audio import AudioError
+    from .params import ParamsError
+
+    try:
+        return func(*args, **kwargs)
+    except (ParamsError, AudioError, ValueError, FileNotFoundError) as err:
+        log.error("%s: %s", stage, err)
+        raise SystemExit(f"error: {stage}: {err}") from None

@@ -1,0 +1,306 @@
+"""Build the contaminated training sets (Mixed23, EffectsDB) with a ground-truth manifest.
+
+The training pool is split, by a seeded permutation, into disjoint groups: clean songs (shared by
+both sets, as the paper's MUSDB18-train songs are) and the songs each set corrupts. The audio goes
+to ``<out>/<song>/*.wav``; the truth (which song got which corruption, which stems, which draws)
+goes to a separate JSON file that only the report reads, so no cleaning method can peek at it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from tqdm import tqdm
+
+from .audio import AudioError, Track, peak, write_track
+from .corrupt import (
+    EFFECTS,
+    BleedingParams,
+    EffectParams,
+    LabelNoiseParams,
+    apply_effect,
+    bleeding,
+    label_noise,
+)
+from .io import atomic_path, write_json
+from .params import check
+from .readers import iter_source, list_track_folders, read_track_folder
+
+log = logging.getLogger(__name__)
+
+Corruptor = Callable[[Track, np.random.Generator], tuple[Track, dict]]
+Job = tuple[Track, str, str, "Corruptor | None"]
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A real dataset on disk: a reader ``kind`` and its ``root`` (``subset`` for musdb)."""
+
+    kind: Literal["folder", "musdb", "moisesdb"] = "folder"
+    root: str = ""
+    subset: str = "train"
+
+
+@dataclass(frozen=True)
+class PoolParams:
+    """``pool`` section: how the rendered training pool is split into disjoint groups."""
+
+    seed: int = 0
+    n_clean: int = 16
+    n_label_noise: int = 8
+    n_bleeding: int = 8
+    n_effects: int = 15
+
+    def __post_init__(self) -> None:
+        for key in ("n_clean", "n_label_noise", "n_bleeding", "n_effects"):
+            check(getattr(self, key) >= 0, f"pool.{key}", "must be >= 0")
+        check(self.n_clean >= 1, "pool.n_clean", "must be >= 1")
+
+
+@dataclass(frozen=True)
+class Mixed23Params:
+    """``build_mixed23`` section: clean + label noise + bleeding (simulated or real folders)."""
+
+    mode: Literal["simulated", "real"] = "simulated"
+    seed: int = 0
+    label_noise: LabelNoiseParams = field(default_factory=LabelNoiseParams)
+    bleeding: BleedingParams = field(default_factory=BleedingParams)
+    real_clean: SourceSpec | None = None
+    real_label_noise: SourceSpec | None = None
+    real_bleeding: SourceSpec | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode == "real":
+            for key in ("real_clean", "real_label_noise", "real_bleeding"):
+                check(getattr(self, key) is not None, f"build_mixed23.{key}",
+                      "required when mode is 'real'")
+
+
+@dataclass(frozen=True)
+class EffectsDBParams:
+    """``build_effectsdb`` section: clean + songs processed with one effect each (random thirds)."""
+
+    mode: Literal["simulated", "real"] = "simulated"
+    seed: int = 0
+    effects: tuple[str, ...] = EFFECTS
+    effect_params: EffectParams = field(default_factory=EffectParams)
+    real_clean: SourceSpec | None = None
+    real_effects: SourceSpec | None = None
+
+    def __post_init__(self) -> None:
+        for name in self.effects:
+            check(name in EFFECTS, "build_effectsdb.effects",
+                  f"unknown effect {name!r} (known: {list(EFFECTS)})")
+        check(len(self.effects) > 0, "build_effectsdb.effects", "needs at least one effect")
+        if self.mode == "real":
+            for key in ("real_clean", "real_effects"):
+                check(getattr(self, key) is not None, f"build_effectsdb.{key}",
+                      "required when mode is 'real'")
+
+
+def song_rng(seed: int, name: str, purpose: str) -> np.random.Generator:
+    """A generator for one song and purpose, independent of the order songs are processed in."""
+    digest = hashlib.sha256(f"{seed}:{purpose}:{name}".encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def allocate_pool(names: list[str], pool: PoolParams) -> dict[str, list[str]]:
+    """Split pool song names into disjoint ``clean``, ``label_noise``, ``bleeding``, ``effects``."""
+    wanted = {"clean": pool.n_clean, "label_noise": pool.n_label_noise,
+              "bleeding": pool.n_bleeding, "effects": pool.n_effects}
+    if sum(wanted.values()) > len(names):
+        raise ValueError(f"pool: {sum(wanted.values())} songs requested ({wanted}) but the "
+                         f"training pool has only {len(names)}")
+    if len(set(names)) != len(names):
+        raise ValueError("pool: duplicate song names in the training pool")
+    order = np.random.default_rng(pool.seed).permutation(len(names))
+    shuffled = [sorted(names)[i] for i in order]
+    groups, start = {}, 0
+    for group, count in wanted.items():
+        groups[group] = sorted(shuffled[start:start + count])
+        start += count
+    return groups
+
+
+def pool_tracks(pool_dir: Path, names: list[str], sample_rate: int) -> Iterator[Track]:
+    """Read the named songs from a track-folder pool, in the given order."""
+    for name in names:
+        yield read_track_folder(pool_dir / name, sample_rate)
+
+
+def real_tracks(spec: SourceSpec, sample_rate: int, limit: int, where: str) -> Iterator[Track]:
+    """The first ``limit`` tracks (sorted) of a real dataset; too few is an error naming ``where``."""
+    if not Path(spec.root).exists():
+        raise AudioError(f"{where}.root: {spec.root} not found")
+    count = 0
+    for track in iter_source(spec.kind, spec.root, sample_rate, spec.subset):
+        if count == limit:
+            return
+        count += 1
+        yield track
+    if count < limit:
+        raise ValueError(f"{where}: {spec.root} has {count} tracks, {limit} requested")
+
+
+def source_names(spec: SourceSpec) -> list[str]:
+    """Track names of a real dataset in reader order, without decoding audio (not for musdb)."""
+    root = Path(spec.root)
+    if spec.kind == "moisesdb":
+        return sorted(p.parent.name for p in root.glob("*/data.json"))
+    if spec.kind == "folder":
+        return [p.name for p in list_track_folders(root)]
+    raise ValueError(f"{spec.root}: effect sources must be 'folder' or 'moisesdb', not {spec.kind!r}")
+
+
+def build_set(jobs: Iterable[Job], total: int, seed: int, out_dir: Path, truth_path: Path,
+              dataset: str, quiet: bool = False, examples: Path | None = None,
+              n_examples: int = 2, exclude: frozenset[str] = frozenset()) -> dict[str, int]:
+    """Corrupt and write every ``(track, source, kind, corruptor)`` job; write the truth manifest.
+
+    Jobs are consumed lazily (one song in memory at a time). Outputs are atomic: on any error
+    neither the audio folder nor the manifest is left behind. Songs named in ``exclude`` (the
+    reference and test sets) are refused. Returns songs per corruption kind.
+    """
+    rows: list[dict] = []
+    shown: Counter[str] = Counter()
+    with atomic_path(out_dir) as tmp_dir:
+        tmp_dir.mkdir()
+        for track, source, kind, corruptor in tqdm(jobs, total=total, desc=dataset, unit="song",
+                                                   disable=quiet):
+            if any(r["name"] == track.name for r in rows):
+                raise ValueError(f"{dataset}: duplicate track name {track.name!r} across sources")
+            if track.name in exclude:
+                raise ValueError(f"{dataset}: song {track.name!r} is also in the reference or "
+                                 "test set; splits must not overlap")
+            info: dict = {"stems": []}
+            out = track
+            if corruptor is not None:
+                out, info = corruptor(track, song_rng(seed, track.name, kind))
+            write_track(tmp_dir / track.name, out)
+            rows.append({"name": track.name, "source": source, "corruption": kind,
+                         "stems": info.pop("stems"), "draws": info, "seed": seed,
+                         "peak_mixture": round(peak(out.mixture), 5)})
+            if examples is not None and kind != "clean" and shown[kind] < n_examples:
+                shown[kind] += 1
+                for stem in ("mixture", *sorted(track.stems)):
+                    before = track.mixture if stem == "mixture" else track.stems[stem]
+                    after = out.mixture if stem == "mixture" else out.stems[stem]
+                    write_track_pair(examples / dataset / f"{kind}_{track.name}", stem, before,
+                                     after, track.sample_rate)
+    counts = dict(sorted(Counter(r["corruption"] for r in rows).items()))
+    write_json(truth_path, {"dataset": dataset, "counts": counts, "tracks": rows})
+    return counts
+
+
+def write_track_pair(folder: Path, stem: str, before: np.ndarray, after: np.ndarray,
+                     sample_rate: int) -> None:
+    """Write ``<stem>_before.wav`` / ``<stem>_after.wav`` for listening checks."""
+    import soundfile as sf
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for label, audio in (("before", before), ("after", after)):
+        sf.write(folder / f"{stem}_{label}.wav", audio.T, sample_rate, subtype="FLOAT")
+
+
+def pool_names(pool_dir: Path) -> list[str]:
+    """Song names of a track-folder pool."""
+    return [p.name for p in list_track_folders(pool_dir)]
+
+
+def mixed23_jobs(params: Mixed23Params, pool: PoolParams, pool_dir: Path | None,
+                 sample_rate: int) -> Iterator[Job]:
+    """The (track, source, corruption, corruptor) jobs for Mixed23, simulated or real (lazy)."""
+    ln: Corruptor = lambda t, r: label_noise(t, r, params.label_noise)  # noqa: E731
+    bl: Corruptor = lambda t, r: bleeding(t, r, params.bleeding)  # noqa: E731
+    if params.mode == "real":
+        assert params.real_clean and params.real_label_noise and params.real_bleeding
+        parts = [("clean", params.real_clean, pool.n_clean),
+                 ("label_noise", params.real_label_noise, pool.n_label_noise),
+                 ("bleeding", params.real_bleeding, pool.n_bleeding)]
+        for kind, spec, n in parts:
+            for track in real_tracks(spec, sample_rate, n, f"build_mixed23.real_{kind}"):
+                yield track, spec.root, kind, None
+        return
+    if pool_dir is None:
+        raise ValueError("build_mixed23: simulated mode needs --pool")
+    groups = allocate_pool(pool_names(pool_dir), pool)
+    for kind, corruptor in (("clean", None), ("label_noise", ln), ("bleeding", bl)):
+        for track in pool_tracks(pool_dir, groups[kind], sample_rate):
+            yield track, str(pool_dir), kind, corruptor
+
+
+def effect_assignment(names: list[str], effects: tuple[str, ...], seed: int) -> dict[str, str]:
+    """Split songs into random (near-)equal groups, one per effect (the paper's random thirds)."""
+    order = np.random.default_rng(seed).permutation(len(names))
+    return {sorted(names)[i]: effects[k % len(effects)] for k, i in enumerate(order)}
+
+
+def effectsdb_jobs(params: EffectsDBParams, pool: PoolParams, pool_dir: Path | None,
+                   sample_rate: int) -> Iterator[Job]:
+    """The jobs for EffectsDB: clean songs + songs processed with one effect each (lazy)."""
+    if params.mode == "real":
+        assert params.real_clean and params.real_effects
+        clean_spec, noisy_spec = params.real_clean, params.real_effects
+        for track in real_tracks(clean_spec, sample_rate, pool.n_clean,
+                                 "build_effectsdb.real_clean"):
+            yield track, clean_spec.root, "clean", None
+        noisy: Iterable[Track] = real_tracks(noisy_spec, sample_rate, pool.n_effects,
+                                             "build_effectsdb.real_effects")
+        noisy_source = noisy_spec.root
+        names = source_names(noisy_spec)[: pool.n_effects]
+    else:
+        if pool_dir is None:
+            raise ValueError("build_effectsdb: simulated mode needs --pool")
+        groups = allocate_pool(pool_names(pool_dir), pool)
+        for track in pool_tracks(pool_dir, groups["clean"], sample_rate):
+            yield track, str(pool_dir), "clean", None
+        names = groups["effects"]
+        noisy = pool_tracks(pool_dir, names, sample_rate)
+        noisy_source = str(pool_dir)
+    assignment = effect_assignment(names, params.effects, params.seed)
+    for track in noisy:
+        effect = assignment[track.name]
+        yield (track, noisy_source, effect,
+               lambda t, r, e=effect: apply_effect(t, e, params.effect_params))
+
+
+
+
+def build_stage(argv: list[str] | None, dataset: str, section: str, params_cls: type,
+                make_jobs: Callable[..., Iterator[Job]],
+                count: Callable[[PoolParams], int]) -> dict[str, int]:
+    """Shared entry point of ``build_mixed23`` and ``build_effectsdb`` (CLI -> built set)."""
+    from .cli import setup_logging, stage_parser, timed
+    from .io import remove_stale
+    from .params import load_base, load_section
+
+    parser = stage_parser(f"Build the {dataset} contaminated training set.")
+    parser.add_argument("--pool", type=Path, help="rendered training pool (simulated mode)")
+    parser.add_argument("--exclude", type=Path, action="append", default=[],
+                        help="a dataset folder whose song names must not appear (reference, test)")
+    parser.add_argument("--out", type=Path, required=True, help="output track folder")
+    parser.add_argument("--truth", type=Path, required=True, help="ground-truth manifest JSON")
+    parser.add_argument("--cost", type=Path, help="wall-time JSON")
+    parser.add_argument("--examples", type=Path, help="also write before/after listening examples")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    base = load_base(args.params)
+    pool = load_section(args.params, "pool", PoolParams)
+    params = load_section(args.params, section, params_cls)
+    remove_stale(args.out, args.truth)
+    exclude = frozenset(name for folder in args.exclude for name in pool_names(folder))
+    with timed(args.cost, section) as cost:
+        counts = build_set(make_jobs(params, pool, args.pool, base.sample_rate), count(pool),
+                           params.seed, args.out, args.truth, dataset, args.quiet,
+                           args.examples, exclude=exclude)
+        cost["songs"] = sum(counts.values())
+    log.info("%s: %s", dataset, counts)
+    return counts

@@ -1,0 +1,133 @@
+"""Corruption simulators change what they should and nothing else."""
+
+from __future__ import annotations
+
+import numpy as np
+import pedalboard
+import pytest
+from conftest import tone_stems
+
+from stages.lib.audio import Track, stem_sum
+from stages.lib.corrupt import (
+    BleedingParams,
+    EffectParams,
+    LabelNoiseParams,
+    apply_effect,
+    bleeding,
+    label_noise,
+    make_effect,
+)
+from stages.lib.params import TARGETS, ParamsError, from_dict
+
+SR = 44100
+
+
+def _track(seconds: float = 0.5) -> Track:
+    return Track("song", tone_stems(seconds=seconds, sr=SR), SR)
+
+
+@pytest.mark.parametrize("kind", ["swap", "move"])
+@pytest.mark.parametrize("seed", range(5))
+def test_label_noise_keeps_mixture(kind: str, seed: int) -> None:
+    clean = _track()
+    params = LabelNoiseParams(kinds=(kind,))
+    noisy, info = label_noise(clean, np.random.default_rng(seed), params)
+    np.testing.assert_allclose(noisy.mixture, clean.mixture, atol=1e-6)
+    assert info["stems"], "at least one stem is always corrupted"
+    for target in TARGETS:
+        changed = not np.array_equal(noisy.stems[target], clean.stems[target])
+        assert changed == (target in info["stems"]), target
+    action = info["actions"][0]
+    if kind == "swap":
+        np.testing.assert_array_equal(noisy.stems[action["from"]], clean.stems[action["to"]])
+    else:
+        assert not noisy.stems[action["from"]].any()
+
+
+def test_label_noise_zero_probability_stems_are_untouched() -> None:
+    params = LabelNoiseParams(kinds=("move",),
+                              stem_prob={"vocals": 1.0, "bass": 0.0, "drums": 0.0, "other": 0.0})
+    for seed in range(5):
+        _, info = label_noise(_track(), np.random.default_rng(seed), params)
+        assert info["actions"][0]["from"] == "vocals"
+
+
+def test_bleeding_adds_other_stems_at_the_requested_gain() -> None:
+    clean = _track()
+    params = BleedingParams(gain_db=(-6.0, -6.0), delay_ms=(0.0, 0.0), filter_prob=0.0)
+    noisy, info = bleeding(clean, np.random.default_rng(0), params)
+    gain = 10 ** (-6 / 20)
+    for target in TARGETS:
+        others = sum(clean.stems[s] for s in TARGETS if s != target)
+        np.testing.assert_allclose(noisy.stems[target] - clean.stems[target], gain * others,
+                                   atol=1e-5)
+        assert all(d["gain_db"] == -6.0 for d in info["leaks"][target].values())
+    np.testing.assert_array_equal(noisy.mixture, stem_sum(noisy.stems))
+
+
+def test_bleeding_delay_and_filter() -> None:
+    clean = _track()
+    params = BleedingParams(gain_db=(0.0, 0.0), delay_ms=(10.0, 10.0), filter_prob=1.0,
+                            lowpass_hz=(500.0, 500.0))
+    noisy, info = bleeding(clean, np.random.default_rng(0), params)
+    leak = noisy.stems["vocals"] - clean.stems["vocals"]
+    assert not leak[:, : int(0.01 * SR) - 1].any()  # nothing arrives before the delay
+    assert info["leaks"]["vocals"]["bass"]["lowpass_hz"] == 500.0
+
+
+def test_effects_use_the_paper_parameters() -> None:
+    params = EffectParams()
+    dist, rev, low = (make_effect(n, params) for n in ("distortion", "reverb", "lowpass"))
+    assert isinstance(dist, pedalboard.Distortion) and dist.drive_db == pytest.approx(25.0)
+    assert isinstance(rev, pedalboard.Reverb)
+    assert (rev.room_size, rev.damping, rev.wet_level, rev.dry_level) == pytest.approx(
+        (0.8, 0.8, 0.5, 0.4))
+    assert isinstance(low, pedalboard.LowpassFilter)
+    assert low.cutoff_frequency_hz == pytest.approx(3000.0)
+
+
+def _tone(freq: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    return np.stack([0.3 * np.sin(2 * np.pi * freq * t)] * 2).astype(np.float32)
+
+
+def test_lowpass_attenuates_a_6khz_tone() -> None:
+    stems = {t: _tone(6000.0) for t in TARGETS}
+    out, info = apply_effect(Track("x", stems, SR), "lowpass", EffectParams())
+    steady = slice(SR // 10, None)
+    ratio_db = 20 * np.log10(np.std(out.stems["vocals"][:, steady]) / np.std(stems["vocals"]))
+    # pedalboard's LowpassFilter is a 1st-order (6 dB/octave) filter: |H| at f = 1/sqrt(1+(f/fc)^2)
+    expected = 20 * np.log10(1 / np.sqrt(1 + (6000 / 3000) ** 2))
+    assert ratio_db == pytest.approx(expected, abs=1.0)
+    assert info["effect"] == "lowpass" and out.num_samples == SR
+
+
+def test_distortion_and_reverb_change_every_stem_and_rebuild_mixture() -> None:
+    clean = _track()
+    for name in ("distortion", "reverb"):
+        out, info = apply_effect(clean, name, EffectParams())
+        assert all(not np.allclose(out.stems[t], clean.stems[t]) for t in TARGETS)
+        np.testing.assert_array_equal(out.mixture, stem_sum(out.stems))
+        assert set(info["peak_out"]) == set(TARGETS)
+
+
+def test_effect_normalisation() -> None:
+    out, info = apply_effect(_track(), "distortion", EffectParams(normalize_peak=0.5))
+    assert np.max(np.abs(out.mixture)) == pytest.approx(0.5, rel=1e-4)
+    assert info["normalize_gain"] < 1.0
+
+
+@pytest.mark.parametrize(
+    ("cls", "raw", "key"),
+    [
+        (EffectParams, {"room_size": 1.5}, "effects.room_size"),
+        (EffectParams, {"cutoff_hz": -1.0}, "effects.cutoff_hz"),
+        (EffectParams, {"drive_db": 500.0}, "effects.drive_db"),
+        (LabelNoiseParams, {"kinds": ["shuffle"]}, "label_noise.kinds"),
+        (LabelNoiseParams, {"stem_prob": {"vocals": 1.0}}, "label_noise.stem_prob"),
+        (BleedingParams, {"gain_db": [0.0, -10.0]}, "bleeding.gain_db"),
+    ],
+)
+def test_bad_corruption_params(cls: type, raw: dict, key: str) -> None:
+    with pytest.raises(ParamsError, match=key):
+        from_dict(cls, raw, "x")
