@@ -1,0 +1,73 @@
+"""Stage ``train``: one Open-Unmix model per target on a song list, best-validation weights kept.
+
+    python -m stages.train --songs data/lists/mixed23/contaminated.json \
+        --valid data/rendered/reference --seed 0 --out data/models/mixed23/contaminated/seed0 \
+        --checkpoints data/checkpoints/mixed23/contaminated/seed0
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import torch
+
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.data import SongList
+from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
+from .lib.params import TARGETS, load_base, load_section
+from .lib.readers import list_track_folders
+from .lib.unmix import TargetJob, TrainParams, model_config, train_targets
+
+log = logging.getLogger("stages.train")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Train the four target models and write ``--out/{target}.pth`` + ``model.json``."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("--songs", type=Path, required=True, help="song-list JSON")
+    parser.add_argument("--valid", type=Path, required=True, help="clean reference folder")
+    parser.add_argument("--seed", type=int, required=True)
+    parser.add_argument("--out", type=Path, required=True, help="model folder")
+    parser.add_argument("--checkpoints", type=Path, help="resume folder (kept until success)")
+    parser.add_argument("--live", type=Path, help="dvclive log folder")
+    parser.add_argument("--cost", type=Path, help="wall-time JSON")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    base = load_base(args.params)
+    params = load_section(args.params, "train", TrainParams)
+    remove_stale(args.out)
+    songs = SongList.read(args.songs)
+
+    with timed(args.cost, "train", seed=args.seed) as cost:
+        valid = tuple(str(p) for p in list_track_folders(args.valid))
+        jobs = [TargetJob(t, songs.songs[t], valid, base.sample_rate, params, args.seed,
+                          args.checkpoints / f"{t}.pt" if args.checkpoints else None,
+                          args.live / t if args.live else None, args.quiet) for t in TARGETS]
+        results = train_targets(jobs, params.workers)
+        with atomic_path(args.out) as tmp:
+            tmp.mkdir()
+            for target, result in results.items():
+                torch.save(result.state_dict, tmp / f"{target}.pth")
+            info = {"config": model_config(params.model, base.sample_rate), "targets": {
+                t: {"best_epoch": r.best_epoch, "best_valid_loss": r.best_valid_loss,
+                    "n_songs": len(songs.songs[t]), "history": r.history}
+                for t, r in results.items()}}
+            (tmp / "model.json").write_text(dumps_json(info))
+            (tmp / "sidecar.json").write_text(dumps_json(sidecar(
+                params, seed=args.seed, sample_rate=base.sample_rate,
+                songs={t: [Path(f).name for f in v] for t, v in songs.songs.items()})))
+        cost["epochs"] = params.epochs
+    if args.checkpoints is not None:
+        shutil.rmtree(args.checkpoints, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad inputs end with one clear error line."""
+    exit_on_user_error("train", run, argv)
+
+
+if __name__ == "__main__":
+    main()

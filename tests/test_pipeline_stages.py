@@ -1,0 +1,111 @@
+"""Smoke tests: conditions -> train -> evaluate -> aggregate run end to end on seconds of audio."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import tone_stems, write_stems
+
+from stages import aggregate, conditions, evaluate, train
+from stages.lib.params import TARGETS
+
+SR = 8000
+
+
+def _params(tmp: Path, workers: int = 1) -> Path:
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump({
+        "base": {"seeds": [0, 1], "sample_rate": SR, "targets": list(TARGETS)},
+        "train": {"model": {"n_fft": 256, "hop": 128, "hidden_size": 8, "bandwidth_hz": 3500.0},
+                  "sampler": {"excerpt_seconds": 0.5}, "epochs": 2, "batch_size": 4,
+                  "steps_per_epoch": 3, "device": "cpu", "workers": workers},
+        "evaluate": {"workers": 1, "device": "cpu"},
+    }))
+    return path
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> Path:
+    truth = {"tracks": []}
+    for i in range(4):
+        name = f"song{i}"
+        write_stems(tmp_path / "mixed" / name, tone_stems(seconds=1.0, seed=i))
+        truth["tracks"].append({"name": name, "corruption": "clean" if i < 2 else "bleeding"})
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    for split, seed in (("reference", 10), ("test", 20)):
+        write_stems(tmp_path / split / f"{split}0", tone_stems(seconds=1.0, seed=seed))
+    conditions.main(["--dataset", str(tmp_path / "mixed"), "--truth", str(tmp_path / "truth.json"),
+                     "--reference", str(tmp_path / "reference"), "--out", str(tmp_path / "lists")])
+    return tmp_path
+
+
+def test_conditions_lists(dataset: Path) -> None:
+    clean = json.loads((dataset / "lists" / "clean_only.json").read_text())["songs"]
+    assert [Path(p).name for p in clean["vocals"]] == ["song0", "song1"]
+    everything = json.loads((dataset / "lists" / "contaminated.json").read_text())["songs"]
+    assert len(everything["drums"]) == 4
+
+
+@pytest.mark.slow
+def test_train_evaluate_aggregate(dataset: Path) -> None:
+    params = _params(dataset)
+    for condition in ("contaminated", "clean_only"):
+        for seed in (0, 1):
+            out = dataset / "models" / condition / f"seed{seed}"
+            train.main(["--params", str(params), "--songs", str(dataset / "lists" /
+                        f"{condition}.json"), "--valid", str(dataset / "reference"),
+                        "--seed", str(seed), "--out", str(out), "--quiet",
+                        "--checkpoints", str(dataset / "ckpt"), "--live", str(dataset / "live")])
+            evaluate.main(["--params", str(params), "--models", str(out), "--test",
+                           str(dataset / "test"), "--scores", str(dataset / "scores.json"),
+                           "--metrics", str(dataset / "runs" / condition / f"seed{seed}.json"),
+                           "--quiet"])
+    info = json.loads((dataset / "models" / "clean_only" / "seed0" / "model.json").read_text())
+    assert set(info["targets"]) == set(TARGETS) and info["targets"]["bass"]["n_songs"] == 2
+    assert not (dataset / "ckpt").exists()  # checkpoints are dropped after success
+    assert (dataset / "live" / "vocals" / "metrics.json").is_file()
+    sidecar = json.loads((dataset / "models" / "clean_only" / "seed0" / "sidecar.json").read_text())
+    assert sidecar["seed"] == 0 and "torch" in sidecar["versions"]
+    run = json.loads((dataset / "runs" / "contaminated" / "seed0.json").read_text())
+    assert run["n_songs"] == 1 and "museval_sdr_db_vocals" in run
+    aggregate.main(["--runs", str(dataset / "runs"), "--out", str(dataset / "agg.json")])
+    agg = json.loads((dataset / "agg.json").read_text())
+    assert agg["conditions"]["clean_only"]["mdx_sdr_db_avg"]["n"] == 2
+    assert "clean_only_minus_contaminated_mdx_sdr_db_avg" in agg["margins"]
+
+
+@pytest.mark.slow
+def test_parallel_training_equals_serial(dataset: Path) -> None:
+    outs = []
+    for workers in (1, 2):
+        out = dataset / f"models_w{workers}"
+        train.main(["--params", str(_params(dataset, workers)), "--songs",
+                    str(dataset / "lists" / "contaminated.json"), "--valid",
+                    str(dataset / "reference"), "--seed", "0", "--out", str(out), "--quiet"])
+        outs.append(out)
+    for target in TARGETS:
+        a = torch.load(outs[0] / f"{target}.pth", weights_only=True)
+        b = torch.load(outs[1] / f"{target}.pth", weights_only=True)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_evaluate_needs_models_or_trivial(dataset: Path) -> None:
+    with pytest.raises(SystemExit, match="exactly one of"):
+        evaluate.main(["--params", str(_params(dataset)), "--test", str(dataset / "test"),
+                       "--scores", str(dataset / "s.json"), "--metrics", str(dataset / "m.json")])
+    evaluate.main(["--params", str(_params(dataset)), "--trivial", "--test", str(dataset / "test"),
+                   "--scores", str(dataset / "s.json"), "--metrics", str(dataset / "m.json")])
+    assert json.loads((dataset / "m.json").read_text())["n_songs"] == 1
+
+
+def test_train_rejects_bad_song_list(dataset: Path) -> None:
+    bad = dataset / "bad.json"
+    bad.write_text(json.dumps({"songs": {"vocals": []}}))
+    with pytest.raises(SystemExit, match="needs a 'songs' mapping"):
+        train.main(["--params", str(_params(dataset)), "--songs", str(bad), "--valid",
+                    str(dataset / "reference"), "--seed", "0", "--out", str(dataset / "m")])
+    assert not (dataset / "m").exists()

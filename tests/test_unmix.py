@@ -1,0 +1,128 @@
+"""Open-Unmix training: it learns, resumes bit-exactly after a kill, and loads safely."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import tone_stems, write_stems
+
+from stages.lib.data import SamplerParams, StemBank
+from stages.lib.unmix import (
+    ModelParams,
+    TrainParams,
+    build_model,
+    fit_scaler,
+    load_model,
+    model_config,
+    select_device,
+    train_target,
+)
+
+SR = 8000
+TINY = TrainParams(model=ModelParams(n_fft=256, hop=128, hidden_size=8, bandwidth_hz=3500.0),
+                   sampler=SamplerParams(excerpt_seconds=0.5, samples_per_track=2),
+                   epochs=3, batch_size=4, steps_per_epoch=4, lr=0.01, device="cpu", threads=1)
+
+
+@pytest.fixture(scope="module")
+def banks(tmp_path_factory: pytest.TempPathFactory) -> tuple[StemBank, StemBank]:
+    root = tmp_path_factory.mktemp("songs")
+    train = [str(write_stems(root / f"s{i}", tone_stems(seconds=1.5, seed=i))) for i in range(3)]
+    valid = [str(write_stems(root / "v0", tone_stems(seconds=1.0, seed=9)))]
+    return StemBank.load(train, SR), StemBank.load(valid, SR)
+
+
+def test_training_reduces_the_loss(banks) -> None:
+    bank, valid = banks
+    params = TrainParams(**{**TINY.__dict__, "epochs": 6})
+    result = train_target(bank, np.arange(3), valid, "vocals", params, seed=0, quiet=True)
+    losses = [h["train_loss"] for h in result.history]
+    assert len(losses) == 6
+    assert losses[-1] < losses[0]
+    assert result.best_valid_loss == min(h["valid_loss"] for h in result.history)
+    assert result.history[result.best_epoch]["valid_loss"] == result.best_valid_loss
+
+
+def test_resume_after_kill_equals_uninterrupted(banks, tmp_path: Path) -> None:
+    bank, valid = banks
+    full = train_target(bank, np.arange(3), valid, "bass", TINY, seed=1, quiet=True)
+    ckpt = tmp_path / "bass.pt"
+    train_target(bank, np.arange(3), valid, "bass", TINY, seed=1, checkpoint=ckpt, quiet=True,
+                 stop_after=1)  # the "kill": only epoch 0 ran and was checkpointed
+    assert torch.load(ckpt, weights_only=True)["epoch"] == 0
+    resumed = train_target(bank, np.arange(3), valid, "bass", TINY, seed=1, checkpoint=ckpt,
+                           quiet=True)
+    assert resumed.history == full.history
+    for key, value in full.state_dict.items():
+        assert torch.equal(value, resumed.state_dict[key]), key
+
+
+def test_checkpoint_of_another_run_is_ignored(banks, tmp_path: Path) -> None:
+    bank, valid = banks
+    ckpt = tmp_path / "drums.pt"
+    train_target(bank, np.arange(3), valid, "drums", TINY, seed=1, checkpoint=ckpt, quiet=True,
+                 stop_after=1)
+    other_seed = train_target(bank, np.arange(3), valid, "drums", TINY, seed=2, checkpoint=ckpt,
+                              quiet=True)
+    assert len(other_seed.history) == TINY.epochs  # started from scratch, not from epoch 1
+
+
+def test_same_seed_same_weights(banks) -> None:
+    bank, valid = banks
+    a = train_target(bank, np.arange(3), valid, "other", TINY, seed=3, quiet=True)
+    b = train_target(bank, np.arange(3), valid, "other", TINY, seed=3, quiet=True)
+    assert all(torch.equal(a.state_dict[k], b.state_dict[k]) for k in a.state_dict)
+
+
+def test_scaler_matches_numpy(banks) -> None:
+    bank, _ = banks
+    mean, std = fit_scaler(bank, np.arange(3), 256, 128)
+    assert mean.shape == std.shape == (129,)
+    assert (std > 0).all()
+
+
+def test_model_roundtrip_and_architecture_mismatch(tmp_path: Path) -> None:
+    params = TINY.model
+    model = build_model(params, SR)
+    torch.save(model.state_dict(), tmp_path / "m.pth")
+    loaded = load_model(tmp_path / "m.pth", model_config(params, SR))
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(),
+                                                 loaded.state_dict().values(), strict=True))
+    other = model_config(ModelParams(n_fft=256, hop=128, hidden_size=16, bandwidth_hz=3500.0), SR)
+    with pytest.raises(ValueError, match="does not match the configured architecture"):
+        load_model(tmp_path / "m.pth", other)
+
+
+class _Payload:
+    def __reduce__(self):
+        return (print, ("pwned",))
+
+
+def test_pickled_payload_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "evil.pth"
+    with path.open("wb") as handle:
+        pickle.dump({"weight": _Payload()}, handle)
+    with pytest.raises(pickle.UnpicklingError):
+        load_model(path, model_config(TINY.model, SR))
+
+
+def test_device_selection() -> None:
+    assert select_device("cpu").type == "cpu"
+    if not torch.cuda.is_available():
+        assert select_device("auto").type == "cpu"
+        with pytest.raises(ValueError, match="no CUDA device"):
+            select_device("cuda")
+
+
+@pytest.mark.gpu
+def test_training_on_cuda(banks) -> None:
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    bank, valid = banks
+    params = TrainParams(**{**TINY.__dict__, "device": "cuda", "epochs": 1})
+    result = train_target(bank, np.arange(3), valid, "vocals", params, seed=0, quiet=True)
+    assert np.isfinite(result.best_valid_loss)
