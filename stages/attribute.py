@@ -1,0 +1,85 @@
+"""Stage ``attribute``: unlearning-based attribution of every training song, per target model.
+
+    python -m stages.attribute --models data/models/mixed23/contaminated/seed0 \
+        --songs data/lists/mixed23/contaminated.json --reference data/rendered/reference \
+        --out data/scores/mixed23/unlearn/seed0
+
+Writes ``delta.json`` (the full N × M ΔL matrix per target, with song names), ``scores.csv``
+(per-target and unified scores, rank) and ``sidecar.json``.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .lib.attribution import attribute, scores_from_delta
+from .lib.attribution_inputs import AttributeParams, load_song_inputs
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.data import SongList
+from .lib.io import atomic_path, dumps_json, read_json, remove_stale, sidecar
+from .lib.params import TARGETS, load_base, load_section
+from .lib.readers import list_track_folders
+from .lib.scores import ScoreTable
+from .lib.unmix import load_model
+
+log = logging.getLogger("stages.attribute")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Attribute every song of ``--songs`` with the models of ``--models``."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("--models", type=Path, required=True)
+    parser.add_argument("--songs", type=Path, required=True, help="the models' training list")
+    parser.add_argument("--reference", type=Path, required=True, help="clean reference folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cost", type=Path)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    base = load_base(args.params)
+    params = load_section(args.params, "attribute", AttributeParams)
+    remove_stale(args.out)
+    torch.set_num_threads(params.threads)
+    config = read_json(args.models / "model.json")["config"]
+    train_folders = SongList.read(args.songs).all_folders()
+    ref_folders = [str(p) for p in list_track_folders(args.reference)]
+
+    with timed(args.cost, "attribute", n_train=len(train_folders), n_reference=len(ref_folders)):
+        def inputs(folders: list[str], desc: str):  # noqa: ANN202
+            return [load_song_inputs(f, base.sample_rate, params, config["n_fft"], config["hop"])
+                    for f in tqdm(folders, desc=desc, unit="song", disable=args.quiet)]
+
+        train, reference = inputs(train_folders, "excerpts train"), inputs(ref_folders, "excerpts ref")
+        deltas, summary = {}, {}
+        for target in tqdm(TARGETS, desc="attribute", unit="model", disable=args.quiet):
+            model = load_model(args.models / f"{target}.pth", config)
+            result = attribute(model, [s.pair(target) for s in train],
+                               [s.pair(target) for s in reference], params.unlearn)
+            deltas[target] = result.delta
+            summary[target] = {"fisher_mean": result.fisher_mean,
+                               "damping_abs": result.damping_abs,
+                               "baseline_loss_mean": float(result.baseline.mean())}
+        unified, per_target = scores_from_delta(deltas)
+        names = [s.name for s in train]
+        with atomic_path(args.out) as tmp:
+            tmp.mkdir()
+            (tmp / "delta.json").write_text(dumps_json({
+                "train_names": names, "reference_names": [s.name for s in reference],
+                "delta": {t: d.tolist() for t, d in deltas.items()}}))
+            ScoreTable(names, per_target, unified).write(tmp / "scores.csv")
+            (tmp / "sidecar.json").write_text(dumps_json(sidecar(
+                params, models=args.models.name, n_train=len(names),
+                n_reference=len(reference), summary=summary)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    exit_on_user_error("attribute", run, argv)
+
+
+if __name__ == "__main__":
+    main()

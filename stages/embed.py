@@ -1,0 +1,57 @@
+"""Stage ``embed``: frame embeddings of every song's stems (and mixture), computed once.
+
+    python -m stages.embed --dataset data/mixed23 --out data/embeddings/logmel/mixed23
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.embeddings import EmbedParams, make_embedder
+from .lib.embedstore import save_song
+from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
+from .lib.params import TARGETS, load_base, load_section
+from .lib.readers import iter_folder_dataset, list_track_folders
+
+log = logging.getLogger("stages.embed")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Embed ``--dataset`` into ``--out/<song>/<stem>.npy``."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("--dataset", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cost", type=Path)
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    base = load_base(args.params)
+    params = load_section(args.params, "embed", EmbedParams)
+    remove_stale(args.out)
+    torch.set_num_threads(params.threads)
+    n = len(list_track_folders(args.dataset))
+    with timed(args.cost, "embed", backend=params.backend, songs=n), atomic_path(args.out) as tmp:
+        embedder = make_embedder(params)
+        frames = 0
+        for track in tqdm(iter_folder_dataset(args.dataset, base.sample_rate), total=n,
+                          desc=f"embed {params.backend}", unit="song", disable=args.quiet):
+            stems = {t: embedder.embed(track.stems[t], track.sample_rate) for t in TARGETS}
+            stems["mixture"] = embedder.embed(track.mixture, track.sample_rate)
+            save_song(tmp / track.name, stems)
+            frames += sum(len(v) for v in stems.values())
+        (tmp / "sidecar.json").write_text(dumps_json(sidecar(
+            params, dim=embedder.dim, frames=frames, songs=n)))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    exit_on_user_error("embed", run, argv)
+
+
+if __name__ == "__main__":
+    main()

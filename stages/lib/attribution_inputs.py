@@ -1,0 +1,97 @@
+"""Fixed, deterministic loss inputs for attributing Open-Unmix models.
+
+"Before" and "after" losses of the unlearning step must see exactly the same inputs, so every song
+gets a fixed set of excerpts (offsets drawn once from ``(seed, song name)``, no augmentation) and
+their magnitude spectrograms are computed once and reused for every target model and unlearned
+parameter vector.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from .attribution import UnlearnParams
+from .audio import AudioError, read_wav
+from .params import TARGETS, check
+from .unmix import spectrogram
+
+
+@dataclass(frozen=True)
+class AttributeParams:
+    """``attribute`` section: excerpts per song, their length and seed, and the unlearning step."""
+
+    unlearn: UnlearnParams = field(default_factory=UnlearnParams)
+    excerpts_per_song: int = 4
+    excerpt_seconds: float = 2.0
+    seed: int = 0
+    threads: int = 2
+
+    def __post_init__(self) -> None:
+        check(self.excerpts_per_song >= 1, "attribute.excerpts_per_song", "must be >= 1")
+        check(self.excerpt_seconds > 0, "attribute.excerpt_seconds", "must be > 0")
+        check(self.threads >= 1, "attribute.threads", "must be >= 1")
+
+
+def excerpt_offsets(name: str, n_samples: int, length: int, count: int, seed: int) -> list[int]:
+    """``count`` sorted start offsets drawn from ``(seed, name)``; songs shorter than one excerpt fail."""
+    if n_samples < length:
+        raise AudioError(f"{name}: {n_samples} samples, shorter than one attribution excerpt "
+                         f"({length})")
+    digest = hashlib.sha256(f"{seed}:attribution:{name}".encode()).digest()
+    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    return sorted(int(o) for o in rng.integers(0, n_samples - length + 1, size=count))
+
+
+@dataclass
+class SongInputs:
+    """One song's fixed excerpts: mixture magnitudes and each target's magnitudes."""
+
+    name: str
+    mixture: torch.Tensor  # [K, 2, bins, frames]
+    targets: dict[str, torch.Tensor]  # target -> [K, 2, bins, frames]
+
+    def pair(self, target: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(inputs, targets)`` for one target model."""
+        return self.mixture, self.targets[target]
+
+
+def read_excerpts(path: Path, sample_rate: int, offsets: list[int], length: int) -> np.ndarray:
+    """``[K, 2, length]`` excerpts of a wav; partial reads when it is at the pipeline rate."""
+    info = sf.info(str(path))
+    if info.samplerate != sample_rate:  # rare: decode (and resample) the whole file once
+        audio = read_wav(path, sample_rate)
+        return np.ascontiguousarray(np.stack([audio[:, o:o + length] for o in offsets]))
+    out = []
+    for offset in offsets:
+        data, _ = sf.read(str(path), start=offset, frames=length, dtype="float32", always_2d=True)
+        if data.shape[0] != length or not np.isfinite(data).all():
+            raise AudioError(f"{path}: unreadable or non-finite samples at offset {offset}")
+        out.append(np.repeat(data.T, 2, axis=0) if data.shape[1] == 1 else data.T)
+    return np.ascontiguousarray(np.stack(out), dtype=np.float32)
+
+
+def load_song_inputs(folder: str | Path, sample_rate: int, params: AttributeParams, n_fft: int,
+                     hop: int) -> SongInputs:
+    """Read a track folder's fixed excerpts and compute their magnitude spectrograms."""
+    folder = Path(folder)
+    paths = {t: folder / f"{t}.wav" for t in TARGETS}
+    for path in paths.values():
+        if not path.is_file():
+            raise AudioError(f"{path}: missing stem file")
+    frames = {t: sf.info(str(p)).frames * sample_rate // sf.info(str(p)).samplerate
+              for t, p in paths.items()}
+    n = min(frames.values())
+    length = int(round(params.excerpt_seconds * sample_rate))
+    offsets = excerpt_offsets(folder.name, n, length, params.excerpts_per_song, params.seed)
+    spec = spectrogram(n_fft, hop)
+    with torch.no_grad():
+        excerpts = {t: torch.from_numpy(read_excerpts(p, sample_rate, offsets, length))
+                    for t, p in paths.items()}
+        mixture = sum(excerpts[t] for t in TARGETS)
+        return SongInputs(folder.name, spec(mixture), {t: spec(excerpts[t]) for t in TARGETS})

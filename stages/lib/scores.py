@@ -1,0 +1,73 @@
+"""Score tables: one row per training song, a score per target and a unified score.
+
+Every cleaning method (unlearning, FAD, MLP) writes this same CSV, so filtering and the report
+treat them alike. Convention: a *higher* score means *keep*; the ranks count from 1 = best.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.stats import rankdata
+
+from .io import atomic_path
+from .params import TARGETS
+
+
+@dataclass
+class ScoreTable:
+    """Per-song scores: ``per_target[t][i]`` and ``unified[i]`` for ``songs[i]``."""
+
+    songs: list[str]
+    per_target: dict[str, np.ndarray]
+    unified: np.ndarray
+
+    def ranks(self, column: str = "unified") -> np.ndarray:
+        """1 = highest score; ties get the lowest (best) rank of their group, deterministically."""
+        values = self.unified if column == "unified" else self.per_target[column]
+        return rankdata(-values, method="min").astype(int)
+
+    def to_csv(self) -> str:
+        """CSV text with a fixed column order and 10 significant digits."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["song", *(f"score_{t}" for t in TARGETS), "score_unified", "rank"])
+        ranks = self.ranks()
+        for i, song in enumerate(self.songs):
+            writer.writerow([song, *(_fmt(self.per_target[t][i]) for t in TARGETS),
+                             _fmt(self.unified[i]), int(ranks[i])])
+        return out.getvalue()
+
+    def write(self, path: str | Path) -> None:
+        """Write the CSV atomically."""
+        with atomic_path(path) as tmp:
+            tmp.write_text(self.to_csv())
+
+    @classmethod
+    def read(cls, path: str | Path) -> ScoreTable:
+        """Read a score CSV; missing columns or non-numeric scores name the file."""
+        path = Path(path)
+        try:
+            rows = list(csv.DictReader(path.read_text().splitlines()))
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{path}: score table not found") from None
+        needed = {"song", "score_unified", *(f"score_{t}" for t in TARGETS)}
+        if not rows or not needed <= set(rows[0]):
+            raise ValueError(f"{path}: a score table needs the columns {sorted(needed)}")
+        try:
+            per_target = {t: np.array([float(r[f"score_{t}"]) for r in rows]) for t in TARGETS}
+            unified = np.array([float(r["score_unified"]) for r in rows])
+        except ValueError as err:
+            raise ValueError(f"{path}: non-numeric score ({err})") from err
+        if not np.isfinite(unified).all():
+            raise ValueError(f"{path}: NaN or infinite unified score")
+        return cls([r["song"] for r in rows], per_target, unified)
+
+
+def _fmt(value: float) -> str:
+    return "nan" if math.isnan(value) else f"{value:.10g}"

@@ -1,0 +1,72 @@
+"""Stage ``mlp_scores``: the specialist stem classifier, trained on the reference songs' stems.
+
+    python -m stages.mlp_scores --reference data/embeddings/logmel/reference \
+        --heldout data/embeddings/logmel/test --train data/embeddings/logmel/mixed23 \
+        --out data/scores/mixed23/mlp_logmel --metrics metrics/mlp/mixed23_logmel.json
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.embedstore import load_store
+from .lib.io import atomic_path, dumps_json, remove_stale, sidecar, write_json
+from .lib.mlp import MLPParams, class_probabilities, frame_accuracy, train_classifier
+from .lib.params import TARGETS, load_section
+from .lib.scores import ScoreTable
+
+log = logging.getLogger("stages.mlp_scores")
+
+
+def labelled(store: dict[str, dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """All stem frames of a store with their stem index as label."""
+    frames, labels = [], []
+    for song in sorted(store):
+        for i, target in enumerate(TARGETS):
+            frames.append(store[song][target])
+            labels.append(np.full(len(store[song][target]), i))
+    return np.concatenate(frames), np.concatenate(labels)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Train the classifier, score every training song's stems, report held-out accuracy."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("--reference", type=Path, required=True)
+    parser.add_argument("--heldout", type=Path, required=True)
+    parser.add_argument("--train", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--cost", type=Path)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    params = load_section(args.params, "mlp_scores", MLPParams)
+    remove_stale(args.out, args.metrics)
+    torch.set_num_threads(2)
+    with timed(args.cost, "mlp_scores"):
+        model = train_classifier(*labelled(load_store(args.reference)), params)
+        accuracy = frame_accuracy(model, *labelled(load_store(args.heldout)))
+        train = load_store(args.train)
+        songs = sorted(train)
+        per_target = {t: np.array([class_probabilities(model, train[s][t])[i] for s in songs])
+                      for i, t in enumerate(TARGETS)}
+        unified = np.mean([per_target[t] for t in TARGETS], axis=0)
+        with atomic_path(args.out) as tmp:
+            tmp.mkdir()
+            ScoreTable(songs, per_target, unified).write(tmp / "scores.csv")
+            (tmp / "sidecar.json").write_text(dumps_json(sidecar(params, songs=len(songs))))
+        write_json(args.metrics, {"heldout_frame_accuracy": accuracy})
+    log.info("held-out frame accuracy %.3f", accuracy)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    exit_on_user_error("mlp_scores", run, argv)
+
+
+if __name__ == "__main__":
+    main()

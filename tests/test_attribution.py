@@ -1,0 +1,177 @@
+"""Unlearning attribution: closed forms on a linear model, vectorised == loop, determinism."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from stages.lib.attribution import FlatModel, UnlearnParams, attribute, mse_per_example, scores_from_delta
+from stages.lib.detection import auroc, average_precision, detection_report
+from stages.lib.unmix import ModelParams, build_model
+
+
+def _linear_songs(n: int, k: int, d: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.randn(k, d, generator=g, dtype=torch.float64),
+             torch.randn(k, 1, generator=g, dtype=torch.float64)) for _ in range(n)]
+
+
+def _numpy_reference(w: np.ndarray, train, ref, alpha: float, lam: float, steps: int):
+    """Hand-derived Fisher, unlearning update and ΔL for L(w) = mean_k (w·x_k − y_k)²."""
+    def loss(w, x, y):
+        return float(np.mean((x @ w - y[:, 0]) ** 2))
+
+    def grad(w, x, y):
+        return 2.0 / len(x) * ((x @ w - y[:, 0]) @ x)
+
+    tr = [(x.numpy(), y.numpy()) for x, y in train]
+    fisher = np.mean([grad(w, x, y) ** 2 for x, y in tr], axis=0)
+    base = np.array([loss(w, x, y) for x, y in tr])
+    delta = np.empty((len(tr), len(ref)))
+    for j, (x, y) in enumerate(ref):
+        wj = w.copy()
+        for _ in range(steps):
+            wj = wj + alpha / len(tr) / (fisher + lam) * grad(wj, x.numpy(), y.numpy())
+        delta[:, j] = [loss(wj, xi, yi) - b for (xi, yi), b in zip(tr, base, strict=True)]
+    return fisher, base, delta
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_linear_model_matches_hand_derivation(steps: int) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 1, bias=False).double()
+    train, ref = _linear_songs(6, 4, 5, 1), _linear_songs(3, 4, 5, 2)
+    params = UnlearnParams(alpha=0.5, steps=steps, damping=0.01, damping_relative=False)
+    result = attribute(model, train, ref, params)
+    w = model.weight.detach().numpy()[0]
+    fisher, base, delta = _numpy_reference(w, train, ref, 0.5, 0.01, steps)
+    np.testing.assert_allclose(result.baseline, base, rtol=1e-10)
+    np.testing.assert_allclose(result.delta, delta, rtol=1e-8, atol=1e-12)
+    assert result.fisher_mean == pytest.approx(fisher.mean(), rel=1e-10)
+
+
+def test_linear_mode_is_the_first_order_expansion() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 1, bias=False).double()
+    train, ref = _linear_songs(6, 4, 5, 1), _linear_songs(3, 4, 5, 2)
+    w = model.weight.detach().numpy()[0]
+    fisher, _, _ = _numpy_reference(w, train, ref, 1.0, 0.01, 1)
+
+    def grad(x, y):
+        return 2.0 / len(x) * ((x @ w - y[:, 0]) @ x)
+
+    g_train = np.stack([grad(x.numpy(), y.numpy()) for x, y in train])
+    g_ref = np.stack([grad(x.numpy(), y.numpy()) for x, y in ref])
+    expected = 0.5 / len(train) * g_train @ (g_ref / (fisher + 0.01)).T
+    params = UnlearnParams(alpha=0.5, damping=0.01, damping_relative=False, mode="linear")
+    np.testing.assert_allclose(attribute(model, train, ref, params).delta, expected, rtol=1e-10)
+    # and it converges to the exact mode as alpha -> 0 (relative error shrinks linearly)
+    errors = []
+    for alpha in (1e-2, 1e-3):
+        exact = attribute(model, train, ref, UnlearnParams(alpha=alpha, damping=0.01,
+                                                           damping_relative=False)).delta
+        linear = attribute(model, train, ref, UnlearnParams(alpha=alpha, damping=0.01,
+                                                            damping_relative=False,
+                                                            mode="linear")).delta
+        errors.append(np.abs(exact - linear).max() / np.abs(linear).max())
+    assert errors[1] < errors[0] / 5
+
+
+def test_ascent_increases_the_unlearned_songs_loss() -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 1, bias=False).double()
+    songs = _linear_songs(6, 4, 5, 3)
+    result = attribute(model, songs, songs[:2], UnlearnParams(alpha=0.1, damping=0.1))
+    assert result.delta[0, 0] > 0 and result.delta[1, 1] > 0
+
+
+def _tiny_unmix_songs(n: int, seed: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(seed)
+    return [(torch.rand(2, 2, 65, 9, generator=g), torch.rand(2, 2, 65, 9, generator=g))
+            for _ in range(n)]
+
+
+def _loop_reference(model, train, ref, params):
+    """Plain loop over unlearned model *copies*, one song at a time (independent of FlatModel)."""
+    model = model.eval()
+    params_list = [p for p in model.parameters()]
+
+    def loss(m, x, y):
+        return ((m(x) - y) ** 2).mean()
+
+    grads = []
+    for x, y in train:
+        grads.append(torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+            loss(model, x, y), params_list)]))
+    fisher = torch.stack(grads).pow(2).mean(0)
+    lam = params.damping * float(fisher.mean())
+    with torch.no_grad():
+        base = torch.stack([loss(model, x, y) for x, y in train])
+    delta = np.empty((len(train), len(ref)))
+    for j, (x, y) in enumerate(ref):
+        copy_j = copy.deepcopy(model)
+        g = torch.autograd.grad(loss(copy_j, x, y), list(copy_j.parameters()))
+        flat_g = torch.cat([t.reshape(-1) for t in g])
+        new = torch.nn.utils.parameters_to_vector(copy_j.parameters()).detach() + \
+            params.alpha / len(train) / (fisher + lam) * flat_g
+        torch.nn.utils.vector_to_parameters(new, copy_j.parameters())
+        with torch.no_grad():
+            delta[:, j] = [(loss(copy_j, xi, yi) - b).item()
+                           for (xi, yi), b in zip(train, base, strict=True)]
+    return delta
+
+
+def test_vectorised_equals_loop_over_model_copies() -> None:
+    torch.manual_seed(0)
+    model = build_model(ModelParams(n_fft=128, hop=64, hidden_size=8, bandwidth_hz=3000.0), 8000)
+    train, ref = _tiny_unmix_songs(5, 1), _tiny_unmix_songs(3, 2)
+    params = UnlearnParams(alpha=5.0, damping=0.1)
+    fast = attribute(model, train, ref, params)
+    slow = _loop_reference(model, train, ref, params)
+    np.testing.assert_allclose(fast.delta, slow, rtol=1e-4, atol=1e-7)
+    again = attribute(model, train, ref, params)
+    assert np.array_equal(fast.delta, again.delta)  # deterministic
+
+
+def test_include_selects_parameter_groups() -> None:
+    model = build_model(ModelParams(n_fft=128, hop=64, hidden_size=8, bandwidth_hz=3000.0), 8000)
+    fm = FlatModel(model, ("fc3", "bn3"))
+    assert all(n.startswith(("fc3", "bn3")) for n in fm.names)
+    with pytest.raises(ValueError, match="selects no parameter"):
+        FlatModel(model, ("nonexistent",))
+
+
+def test_scores_unified_is_mean_over_targets_and_refs() -> None:
+    deltas = {"vocals": np.array([[1.0, 3.0], [0.0, 0.0]]), "bass": np.array([[2.0, 2.0], [4.0, 0.0]])}
+    unified, per_target = scores_from_delta(deltas)
+    np.testing.assert_allclose(unified, [2.0, 1.0])
+    np.testing.assert_allclose(per_target["bass"], [2.0, 2.0])
+
+
+def test_auroc_and_ap_against_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal(30).round(1)  # rounding creates ties
+    corrupted = rng.random(30) < 0.4
+    pairs = [(c, k) for c in scores[corrupted] for k in scores[~corrupted]]
+    brute = np.mean([1.0 if c < k else 0.5 if c == k else 0.0 for c, k in pairs])
+    assert auroc(scores, corrupted) == pytest.approx(brute)
+    perfect = np.array([0.1, 0.2, 0.9, 1.0])
+    assert auroc(perfect, np.array([True, True, False, False])) == 1.0
+    assert average_precision(perfect, np.array([True, True, False, False])) == 1.0
+    assert auroc(perfect, np.zeros(4, bool)) is None
+
+
+def test_detection_report_per_kind() -> None:
+    scores = {"a": 0.0, "b": 0.1, "c": 1.0, "d": 0.9}
+    truth = {"a": "bleeding", "b": "label_noise", "c": "clean", "d": "clean"}
+    report = detection_report(scores, truth)
+    assert report["any"]["auroc"] == 1.0 and report["bleeding"]["auroc"] == 1.0
+    assert set(report) == {"any", "bleeding", "label_noise"}
+
+
+def test_mse_per_example_shape() -> None:
+    out = mse_per_example(torch.ones(3, 2, 4), torch.zeros(3, 2, 4))
+    assert out.shape == (3,) and torch.all(out == 1)
