@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
 from conftest import tone_stems, write_stems
+
 from stages import attribute, embed, fad_scores, mlp_scores, train
 from stages.lib.data import song_list_for
 from stages.lib.mlp import MLPParams, class_probabilities, frame_accuracy, train_classifier
