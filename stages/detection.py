@@ -1,0 +1,67 @@
+"""Stage ``detection``: AUROC and average precision of every score table against the truth.
+
+    python -m stages.detection --truth data/truth/mixed23.json \
+        --scores-root data/scores/mixed23 --out metrics/detection/mixed23.json
+
+Every ``scores.csv`` under the root is evaluated, named by its folder (``unlearn/seed0``, ``fad``);
+tables sharing a method folder (one per seed) are also averaged (``unlearn/mean``), as the filter
+stage averages them.
+
+For each table: the unified score and each per-target score, against "any corruption" and each
+corruption kind separately (a low score should mean corrupted). Like the report, this stage may
+read the ground truth; no scoring stage does.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.detection import detection_report
+from .lib.filtering import mean_table
+from .lib.io import read_json, write_json
+from .lib.params import TARGETS
+from .lib.scores import ScoreTable
+
+log = logging.getLogger("stages.detection")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Write ``{table: {column: {kind: {auroc, average_precision}}}}``."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("--truth", type=Path, required=True)
+    parser.add_argument("--scores-root", type=Path, required=True)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
+    tables = {str(p.parent.relative_to(args.scores_root)): ScoreTable.read(p)
+              for p in sorted(args.scores_root.rglob("scores.csv"))}
+    if not tables:
+        raise ValueError(f"{args.scores_root}: no scores.csv found")
+    groups: dict[str, list[ScoreTable]] = {}
+    for name, table in tables.items():
+        if "/" in name:
+            groups.setdefault(name.split("/")[0], []).append(table)
+    for method, members in groups.items():
+        tables[f"{method}/mean"] = mean_table(members)
+    result = {}
+    for name, table in sorted(tables.items()):
+        unknown = [s for s in table.songs if s not in truth]
+        if unknown:
+            raise ValueError(f"{name}: songs without ground truth in {args.truth}: {unknown[:3]}")
+        columns = {"unified": table.unified, **table.per_target}
+        result[name] = {col: detection_report(dict(zip(table.songs, values, strict=True)), truth)
+                        for col, values in columns.items() if col in ("unified", *TARGETS)}
+        log.info("%-20s unified AUROC %s", name, result[name]["unified"]["any"]["auroc"])
+    write_json(args.out, result)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    exit_on_user_error("detection", run, argv)
+
+
+if __name__ == "__main__":
+    main()

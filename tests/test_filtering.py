@@ -1,0 +1,88 @@
+"""Filtering: proportion retained, ties, unified vs per-target, bad ratios."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import tone_stems, write_stems
+
+from stages import filter as filter_stage
+from stages.lib.filtering import keep_top, kept_songs, mean_table
+from stages.lib.params import TARGETS
+from stages.lib.scores import ScoreTable
+
+
+def _table(unified, per=None) -> ScoreTable:
+    songs = [f"s{i}" for i in range(len(unified))]
+    per = per or {t: np.array(unified, float) for t in TARGETS}
+    return ScoreTable(songs, per, np.array(unified, float))
+
+
+def test_keep_top_counts_and_ties() -> None:
+    songs = ["a", "b", "c", "d"]
+    assert keep_top(songs, np.array([0.1, 0.9, 0.5, 0.5]), 0.5) == ["b", "c"]  # tie -> name
+    assert keep_top(songs, np.array([4.0, 3.0, 2.0, 1.0]), 0.75) == ["a", "b", "c"]
+    assert keep_top(songs, np.array([4.0, 3.0, 2.0, 1.0]), 1.0) == songs
+    assert keep_top(songs, np.array([4.0, 3.0, 2.0, 1.0]), 0.01) == ["a"]
+
+
+@pytest.mark.parametrize("ratio", [0.0, -0.5, 1.5])
+def test_ratio_outside_unit_interval(ratio: float) -> None:
+    with pytest.raises(ValueError, match="outside \\(0, 1\\]"):
+        keep_top(["a"], np.array([1.0]), ratio)
+
+
+def test_per_target_lists_differ() -> None:
+    per = {t: np.array([1.0, 2.0, 3.0, 4.0]) for t in TARGETS}
+    per["bass"] = np.array([4.0, 3.0, 2.0, 1.0])
+    kept = kept_songs(_table([1, 2, 3, 4], per), 0.5, "per_target")
+    assert kept["vocals"] == ["s2", "s3"] and kept["bass"] == ["s0", "s1"]
+    unified = kept_songs(_table([1, 2, 3, 4], per), 0.5, "unified")
+    assert all(v == ["s2", "s3"] for v in unified.values())
+
+
+def test_mean_table() -> None:
+    avg = mean_table([_table([1, 2]), _table([3, 0])])
+    np.testing.assert_allclose(avg.unified, [2.0, 1.0])
+    with pytest.raises(ValueError, match="same songs"):
+        mean_table([_table([1, 2]), _table([1, 2, 3])])
+
+
+def test_filter_stage(tmp_path: Path) -> None:
+    for i in range(4):
+        write_stems(tmp_path / "set" / f"s{i}", tone_stems(seconds=0.1, seed=i))
+    _table([1, 2, 3, 4]).write(tmp_path / "a.csv")
+    _table([4, 3, 2, 1.5]).write(tmp_path / "b.csv")
+    filter_stage.main(["--dataset", str(tmp_path / "set"), "--scores", str(tmp_path / "a.csv"),
+                       "--scores", str(tmp_path / "b.csv"), "--ratio", "0.5", "--mode", "unified",
+                       "--out", str(tmp_path / "kept.json")])
+    kept = json.loads((tmp_path / "kept.json").read_text())
+    assert [Path(p).name for p in kept["songs"]["drums"]] == ["s0", "s3"]  # means 2.5,2.5,2.5,2.75
+    with pytest.raises(SystemExit, match="outside"):
+        filter_stage.main(["--dataset", str(tmp_path / "set"), "--scores", str(tmp_path / "a.csv"),
+                           "--ratio", "1.5", "--mode", "unified", "--out", str(tmp_path / "x.json")])
+
+
+def test_detection_stage(tmp_path: Path) -> None:
+    from stages import detection
+
+    for seed, scores in ((0, [0.1, 0.2, 0.9, 0.8]), (1, [0.2, 0.1, 0.7, 0.9])):
+        folder = tmp_path / "scores" / "unlearn" / f"seed{seed}"
+        folder.mkdir(parents=True)
+        _table(scores).write(folder / "scores.csv")
+    (tmp_path / "scores" / "fad").mkdir()
+    _table([0.9, 0.1, 0.5, 0.6]).write(tmp_path / "scores" / "fad" / "scores.csv")
+    truth = {"tracks": [{"name": "s0", "corruption": "bleeding"},
+                        {"name": "s1", "corruption": "label_noise"},
+                        {"name": "s2", "corruption": "clean"}, {"name": "s3", "corruption": "clean"}]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    detection.main(["--truth", str(tmp_path / "truth.json"), "--scores-root",
+                    str(tmp_path / "scores"), "--out", str(tmp_path / "det.json")])
+    report = json.loads((tmp_path / "det.json").read_text())
+    assert set(report) == {"fad", "unlearn/mean", "unlearn/seed0", "unlearn/seed1"}
+    assert report["unlearn/mean"]["unified"]["any"]["auroc"] == 1.0
+    assert report["fad"]["unified"]["bleeding"]["auroc"] == 0.0
+    assert report["fad"]["vocals"]["label_noise"]["auroc"] == 1.0
