@@ -103,9 +103,16 @@ def song_loss(fm: FlatModel, flat: torch.Tensor, inputs: torch.Tensor, targets: 
 def song_grad(fm: FlatModel, flat: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
               loss: ExampleLoss) -> torch.Tensor:
     """``∇θ L(song, θ)`` as a flat vector."""
+    return song_loss_and_grad(fm, flat, inputs, targets, loss)[1]
+
+
+def song_loss_and_grad(fm: FlatModel, flat: torch.Tensor, inputs: torch.Tensor,
+                       targets: torch.Tensor, loss: ExampleLoss) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(L(song, θ), ∇θ L(song, θ))``, the gradient as a flat vector."""
     flat = flat.detach().requires_grad_(True)
-    (grad,) = torch.autograd.grad(song_loss(fm, flat, inputs, targets, loss), flat)
-    return grad.detach()
+    value = song_loss(fm, flat, inputs, targets, loss)
+    (grad,) = torch.autograd.grad(value, flat)
+    return value.detach(), grad.detach()
 
 
 def batched_losses(fm: FlatModel, flat: torch.Tensor, songs: list[tuple[torch.Tensor, torch.Tensor]],
@@ -150,17 +157,20 @@ def attribute(model: torch.nn.Module, train: list[tuple[torch.Tensor, torch.Tens
               loss: ExampleLoss = mse_per_example) -> Attribution:
     """The N × M attribution matrix ``ΔL_ij = L(x_i, θ'_j) − L(x_i, θ)``."""
     fm = FlatModel(model, params.include)
-    grads = torch.stack([song_grad(fm, fm.theta, *song, loss) for song in train])
+    losses, grads = zip(*(song_loss_and_grad(fm, fm.theta, *song, loss) for song in train),
+                        strict=True)
+    grads = torch.stack(grads)
     fisher = grads.pow(2).mean(0)
     lam = damping_value(fisher, params)
-    base = batched_losses(fm, fm.theta, train, loss)
     delta = torch.empty(len(train), len(reference), dtype=torch.float64)
     if params.mode == "linear":
+        base = torch.stack(losses)
         precond = params.alpha / len(train) / (fisher + lam)
         ref_steps = torch.stack([precond * song_grad(fm, fm.theta, *song, loss)
                                  for song in reference])
         delta[:] = (grads.double() @ ref_steps.double().T)
-    else:
+    else:  # the same batched forward for "before" and "after", so ΔL has no path noise
+        base = batched_losses(fm, fm.theta, train, loss)
         for j, song in enumerate(reference):
             theta_j = unlearn(fm, fisher, song, len(train), params, loss)
             delta[:, j] = (batched_losses(fm, theta_j, train, loss) - base).double()
