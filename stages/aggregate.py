@@ -1,6 +1,11 @@
 """Stage ``aggregate``: per-condition SDR mean / std / n over seeds, plus paired margins.
 
-    python -m stages.aggregate --runs metrics/runs/mixed23 --out metrics/mixed23_baselines.json
+    python -m stages.aggregate --runs metrics/runs/mixed23 --out metrics/mixed23.json \
+        [--filtered data/filtered/mixed23 --truth data/truth/mixed23.json]
+
+Conditions other than the three baselines (cleaned runs, ``<method>_r<ratio>``) also get the gap
+closed, ``(SDR_cleaned − SDR_contaminated) / (SDR_clean_only − SDR_contaminated)``, and, given the
+filtered lists and the truth, the share of clean songs kept and of each corruption removed.
 """
 
 from __future__ import annotations
@@ -8,9 +13,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .lib.aggregate import aggregate, collect_runs, paired_difference
+from .lib.aggregate import BASELINES, aggregate, collect_runs, composition, gap_closed, paired_difference
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
-from .lib.io import write_json
+from .lib.io import read_json, write_json
 
 log = logging.getLogger("stages.aggregate")
 
@@ -23,6 +28,8 @@ def run(argv: list[str] | None = None) -> None:
     parser = stage_parser(__doc__ or "")
     parser.add_argument("--runs", type=Path, required=True, help="<condition>/seed<k>.json root")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--filtered", type=Path, help="<method>/r<ratio>.json filtered lists")
+    parser.add_argument("--truth", type=Path, help="ground-truth manifest (for composition)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     runs = collect_runs(args.runs)
@@ -32,6 +39,15 @@ def run(argv: list[str] | None = None) -> None:
             for key in KEYS:
                 result["margins"][f"{better}_minus_{worse}_{key}"] = paired_difference(
                     runs, better, worse, key)
+    cleaned = [c for c in runs if c not in BASELINES]
+    if cleaned:
+        result["gap_closed"] = {c: {k: gap_closed(runs, c, k) for k in KEYS} for c in cleaned}
+    if args.filtered is not None and args.truth is not None:
+        truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
+        result["composition"] = {}
+        for path in sorted(args.filtered.glob("*/r*.json")):
+            kept = {t: [Path(f).name for f in v] for t, v in read_json(path)["songs"].items()}
+            result["composition"][f"{path.parent.name}_{path.stem}"] = composition(kept, truth)
     write_json(args.out, result)
     for name, metrics in result["conditions"].items():
         avg = metrics.get("museval_sdr_db_avg", {})

@@ -1,10 +1,12 @@
 """Stage ``filter``: a filtered song list from one or more score tables (no audio is copied).
 
-    python -m stages.filter --dataset data/mixed23 --ratio 0.75 --mode unified \
-        --scores data/scores/mixed23/unlearn/seed0/scores.csv [--scores ...seed1/scores.csv] \
-        --out data/filtered/mixed23/unlearn_unified/r0.75.json
+    python -m stages.filter --dataset data/mixed23 --ratio 0.75 \
+        --method unlearn --scores-root data/scores/mixed23 --out data/filtered/mixed23/unlearn/r0.75.json
 
-Several tables (e.g. one per baseline seed) are averaged first.
+``--method NAME`` reads every ``scores.csv`` under ``<scores-root>/NAME`` (one per baseline seed
+for unlearning; they are averaged) and keeps one list for all targets; ``NAME-pt`` (e.g.
+``unlearn-pt``) ranks each target by its own score and keeps one list per target model.
+Explicit ``--scores FILE --mode MODE`` also works.
 """
 
 from __future__ import annotations
@@ -25,21 +27,35 @@ def run(argv: list[str] | None = None) -> None:
     """Write a song list (the train stage's input format) with the kept songs."""
     parser = stage_parser(__doc__ or "")
     parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--scores", type=Path, action="append", required=True)
+    parser.add_argument("--scores", type=Path, action="append", default=[])
+    parser.add_argument("--method", help="score folder name, '-pt' suffix for per-target")
+    parser.add_argument("--scores-root", type=Path, help="folder holding <method>/.../scores.csv")
     parser.add_argument("--ratio", type=float, required=True, help="proportion retained, (0, 1]")
-    parser.add_argument("--mode", choices=("unified", "per_target"), required=True)
+    parser.add_argument("--mode", choices=("unified", "per_target"), default="unified")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    table = mean_table([ScoreTable.read(p) for p in args.scores])
+    paths, mode = list(args.scores), args.mode
+    if args.method:
+        if args.scores_root is None:
+            raise ValueError("--method needs --scores-root")
+        name, per_target = args.method.removesuffix("-pt"), args.method.endswith("-pt")
+        mode = "per_target" if per_target else "unified"
+        paths += sorted((args.scores_root / name).rglob("scores.csv"))
+        if not paths:
+            raise ValueError(f"{args.scores_root / name}: no scores.csv for method {args.method!r}")
+    if not paths:
+        raise ValueError("give --scores FILE or --method NAME --scores-root DIR")
+    table = mean_table([ScoreTable.read(p) for p in paths])
     folders = {p.name: str(p) for p in list_track_folders(args.dataset)}
     missing = [s for s in table.songs if s not in folders]
     if missing or len(table.songs) != len(folders):
-        raise ValueError(f"{args.scores[0]}: scores do not cover {args.dataset} "
+        raise ValueError(f"{paths[0]}: scores do not cover {args.dataset} "
                          f"(missing folders for {missing[:3]})")
-    kept = kept_songs(table, args.ratio, args.mode)
+    kept = kept_songs(table, args.ratio, mode)
     write_json(args.out, {"songs": {t: [folders[s] for s in names] for t, names in kept.items()},
-                          "ratio": args.ratio, "mode": args.mode, "n_total": len(table.songs)})
+                          "ratio": args.ratio, "mode": mode, "n_total": len(table.songs),
+                          "n_tables": len(paths)})
     log.info("kept %s of %d songs", {t: len(v) for t, v in kept.items()}, len(table.songs))
 
 

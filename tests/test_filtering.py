@@ -86,3 +86,37 @@ def test_detection_stage(tmp_path: Path) -> None:
     assert report["unlearn/mean"]["unified"]["any"]["auroc"] == 1.0
     assert report["fad"]["unified"]["bleeding"]["auroc"] == 0.0
     assert report["fad"]["vocals"]["label_noise"]["auroc"] == 1.0
+
+
+def test_filter_stage_by_method(tmp_path: Path) -> None:
+    for i in range(4):
+        write_stems(tmp_path / "set" / f"s{i}", tone_stems(seconds=0.1, seed=i))
+    per = {t: np.array([4.0, 3.0, 2.0, 1.0]) for t in TARGETS}
+    for seed in (0, 1):
+        (tmp_path / "scores" / "unlearn" / f"seed{seed}").mkdir(parents=True)
+        _table([1, 2, 3, 4], per).write(tmp_path / "scores" / "unlearn" / f"seed{seed}" /
+                                        "scores.csv")
+    for method, expected in (("unlearn", ["s2", "s3"]), ("unlearn-pt", ["s0", "s1"])):
+        out = tmp_path / f"{method}.json"
+        filter_stage.main(["--dataset", str(tmp_path / "set"), "--method", method,
+                           "--scores-root", str(tmp_path / "scores"), "--ratio", "0.5",
+                           "--out", str(out)])
+        kept = json.loads(out.read_text())
+        assert [Path(p).name for p in kept["songs"]["bass"]] == expected
+        assert kept["n_tables"] == 2
+    with pytest.raises(SystemExit, match="no scores.csv"):
+        filter_stage.main(["--dataset", str(tmp_path / "set"), "--method", "fad", "--scores-root",
+                           str(tmp_path / "scores"), "--ratio", "0.5", "--out", str(out)])
+
+
+def test_gap_closed_and_composition() -> None:
+    from stages.lib.aggregate import composition, gap_closed
+
+    runs = {"contaminated": {0: {"k": 1.0}, 1: {"k": 2.0}}, "clean_only": {0: {"k": 3.0}, 1: {"k": 4.0}},
+            "fad_r0.5": {0: {"k": 2.0}, 1: {"k": 3.5}}}
+    gap = gap_closed(runs, "fad_r0.5", "k")
+    assert gap["mean"] == pytest.approx((0.5 + 0.75) / 2) and gap["n"] == 2
+    truth = {"a": "clean", "b": "clean", "c": "bleeding", "d": "label_noise"}
+    comp = composition({"vocals": ["a", "c"], "bass": ["a", "b"]}, truth)
+    assert comp == {"pct_clean_kept": 75.0, "pct_bleeding_removed": 50.0,
+                    "pct_label_noise_removed": 100.0}

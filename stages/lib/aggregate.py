@@ -52,3 +52,33 @@ def paired_difference(runs: dict[str, dict[int, dict]], better: str, worse: str,
         a, b = runs[better][seed].get(key), runs[worse][seed].get(key)
         diffs.append(None if a is None or b is None else a - b)
     return mean_std(diffs)
+
+
+BASELINES = ("contaminated", "clean_only", "reference_only")
+
+
+def gap_closed(runs: dict[str, dict[int, dict]], condition: str, key: str,
+               low: str = "contaminated", high: str = "clean_only") -> dict[str, float | int | None]:
+    """``(cleaned − low) / (high − low)`` per seed (paired), then mean / std / n over seeds."""
+    seeds = sorted(set(runs.get(condition, {})) & set(runs.get(low, {})) & set(runs.get(high, {})))
+    ratios = []
+    for seed in seeds:
+        c, lo, hi = (runs[name][seed].get(key) for name in (condition, low, high))
+        ok = None not in (c, lo, hi) and hi != lo
+        ratios.append((c - lo) / (hi - lo) if ok else None)
+    return mean_std(ratios)
+
+
+def composition(kept: dict[str, list[str]], truth: dict[str, str]) -> dict[str, float]:
+    """Percent of the clean songs kept and of each corruption kind removed (mean over targets)."""
+    kinds = sorted(set(truth.values()))
+    out: dict[str, float] = {}
+    for kind in kinds:
+        total = sum(1 for k in truth.values() if k == kind)
+        kept_frac = np.mean([sum(1 for s in songs if truth[s] == kind) / total
+                             for songs in kept.values()])
+        if kind == "clean":
+            out["pct_clean_kept"] = float(100 * kept_frac)
+        else:
+            out[f"pct_{kind}_removed"] = float(100 * (1 - kept_frac))
+    return out
