@@ -1,0 +1,89 @@
+"""Regression gate: compare the workspace's aggregate metrics with a git revision's.
+
+    python -m stages.check_metrics --against HEAD~1 [--file metrics/mixed23.json]
+
+Every ``*_sdr_db_avg`` mean of every condition present in both is compared; a drop larger than
+``check_metrics.tolerance_db`` (params) is a regression. Prints a markdown table (like
+``dvc metrics diff --md``) and exits 1 on any regression, 0 otherwise — wire it into CI after
+``dvc repro`` (see README).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.io import read_json
+from .lib.params import check, load_section
+
+log = logging.getLogger("stages.check_metrics")
+
+
+@dataclass(frozen=True)
+class CheckParams:
+    """``check_metrics`` section."""
+
+    tolerance_db: float = 0.3
+    suffix: str = "_sdr_db_avg"
+
+    def __post_init__(self) -> None:
+        check(self.tolerance_db >= 0, "check_metrics.tolerance_db", "must be >= 0")
+
+
+def metrics_at(rev: str, path: Path) -> dict:
+    """The JSON file ``path`` as committed at git revision ``rev``."""
+    try:
+        text = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], check=True,
+                              capture_output=True, text=True).stdout
+    except subprocess.CalledProcessError as err:
+        raise ValueError(f"{rev}:{path}: not in git ({err.stderr.strip()})") from None
+    return json.loads(text)
+
+
+def compare(old: dict, new: dict, params: CheckParams) -> tuple[list[tuple], bool]:
+    """Rows ``(condition, key, old, new, change, status)`` and whether anything regressed."""
+    rows, failed = [], False
+    for cond in sorted(set(old.get("conditions", {})) & set(new.get("conditions", {}))):
+        for key in sorted(new["conditions"][cond]):
+            if not key.endswith(params.suffix):
+                continue
+            a = old["conditions"][cond].get(key, {}).get("mean")
+            b = new["conditions"][cond][key].get("mean")
+            if a is None or b is None:
+                continue
+            change = b - a
+            bad = change < -params.tolerance_db
+            failed |= bad
+            rows.append((cond, key, a, b, change, "REGRESSION" if bad else "ok"))
+    return rows, failed
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Print the comparison table; return the exit status."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("--against", required=True, help="git revision to compare with")
+    parser.add_argument("--file", type=Path, default=Path("metrics/mixed23.json"))
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    params = load_section(args.params, "check_metrics", CheckParams)
+    rows, failed = compare(metrics_at(args.against, args.file), read_json(args.file), params)
+    print(f"| condition | metric | {args.against} | workspace | change | status |")
+    print("|---|---|---|---|---|---|")
+    for cond, key, a, b, change, status in rows:
+        print(f"| {cond} | {key} | {a:.3f} | {b:.3f} | {change:+.3f} | {status} |")
+    print(f"\ntolerance: {params.tolerance_db} dB; {'FAILED' if failed else 'passed'}")
+    return 1 if failed else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: exit status 1 on a regression beyond tolerance."""
+    sys.exit(exit_on_user_error("check_metrics", run, argv))
+
+
+if __name__ == "__main__":
+    main()
