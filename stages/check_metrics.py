@@ -66,13 +66,17 @@ def compare(old: dict, new: dict, params: CheckParams) -> tuple[list[tuple], boo
 def run(argv: list[str] | None = None) -> int:
     """Print the comparison table; return the exit status."""
     parser = stage_parser(__doc__ or "")
-    parser.add_argument("--against", required=True, help="git revision to compare with")
+    parser.add_argument("--against", help="git revision to compare with")
+    parser.add_argument("--baseline", type=Path, help="or: a metrics JSON file to compare with")
     parser.add_argument("--file", type=Path, default=Path("metrics/mixed23.json"))
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     params = load_section(args.params, "check_metrics", CheckParams)
-    rows, failed = compare(metrics_at(args.against, args.file), read_json(args.file), params)
-    print(f"| condition | metric | {args.against} | workspace | change | status |")
+    if (args.against is None) == (args.baseline is None):
+        raise ValueError("give exactly one of --against REV or --baseline FILE")
+    old = metrics_at(args.against, args.file) if args.against else read_json(args.baseline)
+    rows, failed = compare(old, read_json(args.file), params)
+    print(f"| condition | metric | {args.against or args.baseline} | workspace | change | status |")
     print("|---|---|---|---|---|---|")
     for cond, key, a, b, change, status in rows:
         print(f"| {cond} | {key} | {a:.3f} | {b:.3f} | {change:+.3f} | {status} |")

@@ -10,10 +10,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+
 from .lib.aggregate import aggregate, collect_runs
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
 from .lib.io import atomic_path, read_json
 from .lib.params import TARGETS
+from .lib.plots import roc_points, save_png, write_csv
+from .lib.scores import ScoreTable
 
 log = logging.getLogger("stages.report")
 
@@ -95,6 +99,9 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--trivial", type=Path)
     parser.add_argument("--cost", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--scores-root", type=Path, help="data/scores (per-set score tables)")
+    parser.add_argument("--truth-root", type=Path, help="data/truth (ground-truth manifests)")
+    parser.add_argument("--plots", type=Path, help="folder for plot CSVs and PNGs")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     mixed = read_json(args.mixed23)
@@ -120,6 +127,90 @@ def run(argv: list[str] | None = None) -> None:
               *cost_table(args.cost), ""]
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines))
+    if args.plots is not None:
+        write_plots(args.plots, mixed, args.scores_root, args.truth_root)
+
+
+def _method_tables(scores_root: Path, dataset: str) -> dict[str, ScoreTable]:
+    from .lib.filtering import mean_table
+
+    groups: dict[str, list[ScoreTable]] = {}
+    for path in sorted((scores_root / dataset).rglob("scores.csv")):
+        method = path.relative_to(scores_root / dataset).parts[0]
+        groups.setdefault(method, []).append(ScoreTable.read(path))
+    return {m: mean_table(tables) for m, tables in groups.items()}
+
+
+def write_plots(folder: Path, mixed: dict, scores_root: Path | None,
+                truth_root: Path | None) -> None:
+    """SDR vs r (the paper's Fig. 2), ROC curves and score distributions: CSV + PNG."""
+    rows = []
+    for cond, metrics in sorted(mixed["conditions"].items()):
+        if "_r" in cond:
+            method, ratio = cond.rsplit("_r", 1)
+            rows.append([method, float(ratio), metrics[f"{KEY}_avg"]["mean"],
+                         metrics[f"{KEY}_avg"]["std"]])
+    base = mixed["conditions"].get("contaminated", {}).get(f"{KEY}_avg", {}).get("mean")
+    if base is not None:
+        rows += [[m, 1.0, base, mixed["conditions"]["contaminated"][f"{KEY}_avg"]["std"]]
+                 for m in sorted({r[0] for r in rows})]
+    rows.sort()
+    write_csv(folder / "sdr_vs_ratio.csv", ["method", "ratio", "sdr_db", "std_db"], rows)
+
+    def draw_sdr(ax) -> None:  # noqa: ANN001
+        for method in sorted({r[0] for r in rows}):
+            pts = [r for r in rows if r[0] == method]
+            ax.errorbar([p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts],
+                        marker="o", capsize=3, label=method)
+        clean = mixed["conditions"].get("clean_only", {}).get(f"{KEY}_avg", {}).get("mean")
+        if clean is not None:
+            ax.axhline(clean, ls="--", c="k", lw=1, label="clean_only")
+        ax.set_xlabel("ratio r retained")
+        ax.set_ylabel("avg SDR [dB]")
+        ax.legend()
+        ax.set_title("Mixed23: SDR vs cleaning ratio")
+
+    save_png(folder / "sdr_vs_ratio.png", draw_sdr)
+    if scores_root is None or truth_root is None:
+        return
+    for truth_path in sorted(truth_root.glob("*.json")):
+        dataset = truth_path.stem
+        truth = {r["name"]: r["corruption"] for r in read_json(truth_path)["tracks"]}
+        tables = _method_tables(scores_root, dataset)
+        roc_rows, dist_rows = [], []
+        for method, table in tables.items():
+            kinds = np.array([truth[s] for s in table.songs])
+            fpr, tpr = roc_points(table.unified, kinds != "clean")
+            roc_rows += [[method, float(f), float(t)] for f, t in zip(fpr, tpr, strict=True)]
+            z = (table.unified - table.unified.mean()) / (table.unified.std() or 1.0)
+            dist_rows += [[method, s, k, float(v)] for s, k, v in
+                          zip(table.songs, kinds, z, strict=True)]
+        write_csv(folder / f"roc_{dataset}.csv", ["method", "fpr", "tpr"], roc_rows)
+        write_csv(folder / f"scores_{dataset}.csv", ["method", "song", "kind", "zscore"], dist_rows)
+
+        def draw_roc(ax, rows=roc_rows) -> None:  # noqa: ANN001
+            for method in sorted({r[0] for r in rows}):
+                pts = [r for r in rows if r[0] == method]
+                ax.plot([p[1] for p in pts], [p[2] for p in pts], label=method)
+            ax.plot([0, 1], [0, 1], ls=":", c="grey")
+            ax.set_xlabel("false-positive rate")
+            ax.set_ylabel("true-positive rate")
+            ax.legend()
+
+        def draw_dist(ax, rows=dist_rows) -> None:  # noqa: ANN001
+            methods = sorted({r[0] for r in rows})
+            kinds = sorted({r[2] for r in rows})
+            for k, kind in enumerate(kinds):
+                for m, method in enumerate(methods):
+                    vals = [r[3] for r in rows if r[0] == method and r[2] == kind]
+                    ax.scatter(np.full(len(vals), m) + 0.12 * (k - len(kinds) / 2), vals, s=12,
+                               label=kind if m == 0 else None, color=f"C{k}")
+            ax.set_xticks(range(len(methods)), methods)
+            ax.set_ylabel("unified score (z)")
+            ax.legend()
+
+        save_png(folder / f"roc_{dataset}.png", draw_roc)
+        save_png(folder / f"scores_{dataset}.png", draw_dist)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from stages.lib.params import BaseParams, ParamsError, check, from_dict, load_base, load_section
+from stages import profile as apply_profile
+from stages.lib.params import BaseParams, ParamsError, check, from_dict, load_base, load_section, read_yaml
 from stages.lib.render import RenderParams
+from stages.lib.sections import validate_all
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = {"render": RenderParams}
@@ -37,6 +39,30 @@ def test_repository_params_load() -> None:
     assert base.targets == ("vocals", "bass", "drums", "other")
     for section, cls in SECTIONS.items():
         assert isinstance(load_section(ROOT / "params.yaml", section, cls), cls)
+    validated = validate_all(read_yaml(ROOT / "params.yaml"))
+    assert set(validated) == set(read_yaml(ROOT / "params.yaml"))
+
+
+@pytest.mark.parametrize("profile", sorted((ROOT / ".ci" / "profiles").glob("*.yaml")))
+def test_profiles_resolve(profile: Path, tmp_path: Path) -> None:
+    out = tmp_path / "params.yaml"
+    apply_profile.main([str(profile), "--params", str(ROOT / "params.yaml"), "--out", str(out)])
+    merged = read_yaml(out)
+    assert merged["render"]["seed"] == read_yaml(ROOT / "params.yaml")["render"]["seed"]
+    validate_all(merged)
+
+
+def test_profile_typo_names_the_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"train": {"epoch": 3}}))
+    with pytest.raises(SystemExit, match="train.epoch: unknown key"):
+        apply_profile.main([str(bad), "--params", str(ROOT / "params.yaml"), "--out",
+                            str(tmp_path / "o.yaml")])
+    assert not (tmp_path / "o.yaml").exists()
+    bad.write_text(yaml.safe_dump({"trian": {"epochs": 3}}))
+    with pytest.raises(SystemExit, match="unknown section"):
+        apply_profile.main([str(bad), "--params", str(ROOT / "params.yaml"), "--out",
+                            str(tmp_path / "o.yaml")])
 
 
 def test_valid_mapping_is_typed_and_frozen() -> None:
