@@ -14,8 +14,10 @@ import logging
 from pathlib import Path
 
 from .lib.aggregate import BASELINES, aggregate, collect_runs, composition, gap_closed, paired_difference
+from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
 from .lib.io import read_json, write_json
+from .lib.params import load_base, load_section
 
 log = logging.getLogger("stages.aggregate")
 
@@ -32,7 +34,10 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--truth", type=Path, help="ground-truth manifest (for composition)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    runs = collect_runs(args.runs)
+    seeds = load_base(args.params).seeds
+    cleaning = load_section(args.params, "cleaning", CleaningParams)
+    wanted = (*BASELINES, *(f"{m}_r{r}" for m in cleaning.methods for r in cleaning.ratios))
+    runs = collect_runs(args.runs, seeds, wanted)
     result: dict = {"conditions": aggregate(runs), "margins": {}}
     for better, worse in MARGINS:
         if better in runs and worse in runs:
@@ -45,7 +50,8 @@ def run(argv: list[str] | None = None) -> None:
     if args.filtered is not None and args.truth is not None:
         truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
         result["composition"] = {}
-        for path in sorted(args.filtered.glob("*/r*.json")):
+        for path in sorted(args.filtered / m / f"r{r}.json" for m in cleaning.methods
+                           for r in cleaning.ratios):
             kept = {t: [Path(f).name for f in v] for t, v in read_json(path)["songs"].items()}
             result["composition"][f"{path.parent.name}_{path.stem}"] = composition(kept, truth)
     write_json(args.out, result)

@@ -21,8 +21,8 @@ from .lib.cli import exit_on_user_error, setup_logging, stage_parser
 from .lib.detection import detection_report
 from .lib.filtering import mean_table
 from .lib.io import read_json, write_json
-from .lib.params import TARGETS
-from .lib.scores import ScoreTable
+from .lib.params import TARGETS, load_base
+from .lib.scores import ScoreTable, method_tables
 
 log = logging.getLogger("stages.detection")
 
@@ -36,8 +36,11 @@ def run(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
-    tables = {str(p.parent.relative_to(args.scores_root)): ScoreTable.read(p)
-              for p in sorted(args.scores_root.rglob("scores.csv"))}
+    seeds = load_base(args.params).seeds
+    tables = {}
+    for folder in sorted(p for p in args.scores_root.iterdir() if p.is_dir()):
+        for sub, path in method_tables(folder, seeds).items():
+            tables[f"{folder.name}/{sub}" if sub else folder.name] = ScoreTable.read(path)
     if not tables:
         raise ValueError(f"{args.scores_root}: no scores.csv found")
     groups: dict[str, list[ScoreTable]] = {}

@@ -17,8 +17,9 @@ from pathlib import Path
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
 from .lib.filtering import kept_songs, mean_table
 from .lib.io import write_json
+from .lib.params import load_base
 from .lib.readers import list_track_folders
-from .lib.scores import ScoreTable
+from .lib.scores import ScoreTable, method_tables
 
 log = logging.getLogger("stages.filter")
 
@@ -41,7 +42,9 @@ def run(argv: list[str] | None = None) -> None:
             raise ValueError("--method needs --scores-root")
         name, per_target = args.method.removesuffix("-pt"), args.method.endswith("-pt")
         mode = "per_target" if per_target else "unified"
-        paths += sorted((args.scores_root / name).rglob("scores.csv"))
+        seeds = load_base(args.params).seeds
+        if (args.scores_root / name).is_dir():
+            paths += list(method_tables(args.scores_root / name, seeds).values())
         if not paths:
             raise ValueError(f"{args.scores_root / name}: no scores.csv for method {args.method!r}")
     if not paths:

@@ -15,9 +15,9 @@ import numpy as np
 from .lib.aggregate import aggregate, collect_runs
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
 from .lib.io import atomic_path, read_json
-from .lib.params import TARGETS
+from .lib.params import TARGETS, load_base
 from .lib.plots import roc_points, save_png, write_csv
-from .lib.scores import ScoreTable
+from .lib.scores import ScoreTable, method_tables
 
 log = logging.getLogger("stages.report")
 
@@ -106,7 +106,7 @@ def run(argv: list[str] | None = None) -> None:
     setup_logging(args.verbose)
     mixed = read_json(args.mixed23)
     trivial = read_json(args.trivial) if args.trivial else None
-    edb = aggregate(collect_runs(args.effectsdb_runs))
+    edb = aggregate(collect_runs(args.effectsdb_runs, load_base(args.params).seeds))
     clean = mixed["conditions"].get("clean_only", {})
     detection = {p.stem: read_json(p) for p in sorted(args.detection.glob("*.json"))}
     lines = ["# Benchmark report", "",
@@ -128,21 +128,20 @@ def run(argv: list[str] | None = None) -> None:
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines))
     if args.plots is not None:
-        write_plots(args.plots, mixed, args.scores_root, args.truth_root)
+        write_plots(args.plots, mixed, args.scores_root, args.truth_root,
+                    load_base(args.params).seeds)
 
 
-def _method_tables(scores_root: Path, dataset: str) -> dict[str, ScoreTable]:
+def _method_tables(scores_root: Path, dataset: str, seeds: tuple[int, ...]) -> dict[str, ScoreTable]:
     from .lib.filtering import mean_table
 
-    groups: dict[str, list[ScoreTable]] = {}
-    for path in sorted((scores_root / dataset).rglob("scores.csv")):
-        method = path.relative_to(scores_root / dataset).parts[0]
-        groups.setdefault(method, []).append(ScoreTable.read(path))
-    return {m: mean_table(tables) for m, tables in groups.items()}
+    folders = sorted(p for p in (scores_root / dataset).iterdir() if p.is_dir())
+    return {f.name: mean_table([ScoreTable.read(p) for p in method_tables(f, seeds).values()])
+            for f in folders}
 
 
 def write_plots(folder: Path, mixed: dict, scores_root: Path | None,
-                truth_root: Path | None) -> None:
+                truth_root: Path | None, seeds: tuple[int, ...] = (0,)) -> None:
     """SDR vs r (the paper's Fig. 2), ROC curves and score distributions: CSV + PNG."""
     rows = []
     for cond, metrics in sorted(mixed["conditions"].items()):
@@ -176,7 +175,7 @@ def write_plots(folder: Path, mixed: dict, scores_root: Path | None,
     for truth_path in sorted(truth_root.glob("*.json")):
         dataset = truth_path.stem
         truth = {r["name"]: r["corruption"] for r in read_json(truth_path)["tracks"]}
-        tables = _method_tables(scores_root, dataset)
+        tables = _method_tables(scores_root, dataset, seeds)
         roc_rows, dist_rows = [], []
         for method, table in tables.items():
             kinds = np.array([truth[s] for s in table.songs])

@@ -79,7 +79,10 @@ def test_detection_stage(tmp_path: Path) -> None:
                         {"name": "s1", "corruption": "label_noise"},
                         {"name": "s2", "corruption": "clean"}, {"name": "s3", "corruption": "clean"}]}
     (tmp_path / "truth.json").write_text(json.dumps(truth))
-    detection.main(["--truth", str(tmp_path / "truth.json"), "--scores-root",
+    params = tmp_path / "params.yaml"
+    params.write_text("base:\n  seeds: [0, 1]\n")
+    (tmp_path / "scores" / "unlearn" / "seed5").mkdir()  # stale: not in base.seeds, ignored
+    detection.main(["--params", str(params), "--truth", str(tmp_path / "truth.json"), "--scores-root",
                     str(tmp_path / "scores"), "--out", str(tmp_path / "det.json")])
     report = json.loads((tmp_path / "det.json").read_text())
     assert set(report) == {"fad", "unlearn/mean", "unlearn/seed0", "unlearn/seed1"}
@@ -96,16 +99,20 @@ def test_filter_stage_by_method(tmp_path: Path) -> None:
         (tmp_path / "scores" / "unlearn" / f"seed{seed}").mkdir(parents=True)
         _table([1, 2, 3, 4], per).write(tmp_path / "scores" / "unlearn" / f"seed{seed}" /
                                         "scores.csv")
+    params = tmp_path / "params.yaml"
+    params.write_text("base:\n  seeds: [0, 1]\n")
     for method, expected in (("unlearn", ["s2", "s3"]), ("unlearn-pt", ["s0", "s1"])):
         out = tmp_path / f"{method}.json"
-        filter_stage.main(["--dataset", str(tmp_path / "set"), "--method", method,
+        filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
+                           "--method", method,
                            "--scores-root", str(tmp_path / "scores"), "--ratio", "0.5",
                            "--out", str(out)])
         kept = json.loads(out.read_text())
         assert [Path(p).name for p in kept["songs"]["bass"]] == expected
         assert kept["n_tables"] == 2
     with pytest.raises(SystemExit, match="no scores.csv"):
-        filter_stage.main(["--dataset", str(tmp_path / "set"), "--method", "fad", "--scores-root",
+        filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
+                           "--method", "fad", "--scores-root",
                            str(tmp_path / "scores"), "--ratio", "0.5", "--out", str(out)])
 
 

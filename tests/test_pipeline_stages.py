@@ -24,6 +24,7 @@ def _params(tmp: Path, workers: int = 1) -> Path:
                   "sampler": {"excerpt_seconds": 0.5}, "epochs": 2, "batch_size": 4,
                   "steps_per_epoch": 3, "device": "cpu", "workers": workers},
         "evaluate": {"workers": 1, "device": "cpu"},
+        "cleaning": {"methods": ["fad"], "ratios": [0.5]},
     }))
     return path
 
@@ -72,7 +73,10 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
     assert sidecar["seed"] == 0 and "torch" in sidecar["versions"]
     run = json.loads((dataset / "runs" / "contaminated" / "seed0.json").read_text())
     assert run["n_songs"] == 1 and "museval_sdr_db_vocals" in run
-    aggregate.main(["--runs", str(dataset / "runs"), "--out", str(dataset / "agg.json")])
+    stale = dataset / "runs" / "clean_only" / "seed7.json"  # left by an older configuration
+    stale.write_text(json.dumps({"mdx_sdr_db_avg": 99.0}))
+    aggregate.main(["--params", str(params), "--runs", str(dataset / "runs"), "--out",
+                    str(dataset / "agg.json")])
     agg = json.loads((dataset / "agg.json").read_text())
     assert agg["conditions"]["clean_only"]["mdx_sdr_db_avg"]["n"] == 2
     assert "clean_only_minus_contaminated_mdx_sdr_db_avg" in agg["margins"]

@@ -30,7 +30,9 @@ def test_report_tables(tmp_path: Path) -> None:
         {"fad": {"unified": kinds, **{t: kinds for t in TARGETS}}}))
     (tmp_path / "cost" / "train").mkdir(parents=True)
     (tmp_path / "cost" / "train" / "a.json").write_text(json.dumps({"wall_s": 10.0}))
-    report.main(["--mixed23", str(tmp_path / "m.json"), "--effectsdb-runs",
+    params = tmp_path / "params.yaml"
+    params.write_text("base:\n  seeds: [0]\n")
+    report.main(["--params", str(params), "--mixed23", str(tmp_path / "m.json"), "--effectsdb-runs",
                  str(tmp_path / "runs"), "--detection", str(tmp_path / "det"), "--cost",
                  str(tmp_path / "cost"), "--out", str(tmp_path / "r.md")])
     text = (tmp_path / "r.md").read_text()

@@ -13,12 +13,19 @@ from .io import read_json
 SEED_FILE = re.compile(r"^seed(\d+)\.json$")
 
 
-def collect_runs(root: Path) -> dict[str, dict[int, dict]]:
-    """``{condition: {seed: metrics}}`` from ``<root>/<condition>/seed<k>.json`` files."""
+def collect_runs(root: Path, seeds: tuple[int, ...] | None = None,
+                 conditions: tuple[str, ...] | None = None) -> dict[str, dict[int, dict]]:
+    """``{condition: {seed: metrics}}`` from ``<root>/<condition>/seed<k>.json`` files.
+
+    Only the given ``seeds`` and ``conditions`` are read when given: files left by an earlier
+    configuration (DVC does not delete outputs of stages that no longer exist) are ignored.
+    """
     runs: dict[str, dict[int, dict]] = {}
     for path in sorted(root.glob("*/seed*.json")):
         match = SEED_FILE.match(path.name)
-        if match:
+        if not match or (conditions is not None and path.parent.name not in conditions):
+            continue
+        if seeds is None or int(match.group(1)) in seeds:
             runs.setdefault(path.parent.name, {})[int(match.group(1))] = read_json(path)
     if not runs:
         raise ValueError(f"{root}: no <condition>/seed<k>.json run metrics found")

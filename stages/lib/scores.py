@@ -71,3 +71,17 @@ class ScoreTable:
 
 def _fmt(value: float) -> str:
     return "nan" if math.isnan(value) else f"{value:.10g}"
+
+
+def method_tables(folder: Path, seeds: tuple[int, ...]) -> dict[str, Path]:
+    """Score tables of one method folder: its own ``scores.csv``, or one per ``seed<k>`` of
+    ``seeds`` (``{"seed0": path, ...}``). Folders of seeds outside ``seeds`` (left by an earlier
+    configuration) are ignored; a wanted seed without a table is an error naming it."""
+    folder = Path(folder)
+    if (folder / "scores.csv").is_file():
+        return {"": folder / "scores.csv"}
+    tables = {f"seed{k}": folder / f"seed{k}" / "scores.csv" for k in seeds}
+    missing = [str(p) for p in tables.values() if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: score table not found")
+    return tables
