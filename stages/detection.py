@@ -22,7 +22,7 @@ from .lib.detection import detection_report
 from .lib.filtering import mean_table
 from .lib.io import read_json, write_json
 from .lib.params import TARGETS, load_base
-from .lib.scores import ScoreTable, method_tables
+from .lib.scores import read_method_tables
 
 log = logging.getLogger("stages.detection")
 
@@ -38,17 +38,13 @@ def run(argv: list[str] | None = None) -> None:
     truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
     seeds = load_base(args.params).seeds
     tables = {}
-    for folder in sorted(p for p in args.scores_root.iterdir() if p.is_dir()):
-        for sub, path in method_tables(folder, seeds).items():
-            tables[f"{folder.name}/{sub}" if sub else folder.name] = ScoreTable.read(path)
+    for method, members in read_method_tables(args.scores_root, seeds).items():
+        for sub, table in members.items():
+            tables[f"{method}/{sub}" if sub else method] = table
+        if len(members) > 1 or "" not in members:
+            tables[f"{method}/mean"] = mean_table(list(members.values()))
     if not tables:
         raise ValueError(f"{args.scores_root}: no scores.csv found")
-    groups: dict[str, list[ScoreTable]] = {}
-    for name, table in tables.items():
-        if "/" in name:
-            groups.setdefault(name.split("/")[0], []).append(table)
-    for method, members in groups.items():
-        tables[f"{method}/mean"] = mean_table(members)
     result = {}
     for name, table in sorted(tables.items()):
         unknown = [s for s in table.songs if s not in truth]

@@ -14,10 +14,11 @@ import numpy as np
 
 from .lib.aggregate import aggregate, collect_runs
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.filtering import mean_table
 from .lib.io import atomic_path, read_json
 from .lib.params import TARGETS, load_base
 from .lib.plots import roc_points, save_png, write_csv
-from .lib.scores import ScoreTable, method_tables
+from .lib.scores import read_method_tables
 
 log = logging.getLogger("stages.report")
 
@@ -132,14 +133,6 @@ def run(argv: list[str] | None = None) -> None:
                     load_base(args.params).seeds)
 
 
-def _method_tables(scores_root: Path, dataset: str, seeds: tuple[int, ...]) -> dict[str, ScoreTable]:
-    from .lib.filtering import mean_table
-
-    folders = sorted(p for p in (scores_root / dataset).iterdir() if p.is_dir())
-    return {f.name: mean_table([ScoreTable.read(p) for p in method_tables(f, seeds).values()])
-            for f in folders}
-
-
 def write_plots(folder: Path, mixed: dict, scores_root: Path | None,
                 truth_root: Path | None, seeds: tuple[int, ...] = (0,)) -> None:
     """SDR vs r (the paper's Fig. 2), ROC curves and score distributions: CSV + PNG."""
@@ -175,7 +168,8 @@ def write_plots(folder: Path, mixed: dict, scores_root: Path | None,
     for truth_path in sorted(truth_root.glob("*.json")):
         dataset = truth_path.stem
         truth = {r["name"]: r["corruption"] for r in read_json(truth_path)["tracks"]}
-        tables = _method_tables(scores_root, dataset, seeds)
+        tables = {m: mean_table(list(members.values()))
+                  for m, members in read_method_tables(scores_root / dataset, seeds).items()}
         roc_rows, dist_rows = [], []
         for method, table in tables.items():
             kinds = np.array([truth[s] for s in table.songs])

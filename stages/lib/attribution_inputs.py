@@ -61,10 +61,10 @@ class SongInputs:
         return self.mixture, self.targets[target]
 
 
-def read_excerpts(path: Path, sample_rate: int, offsets: list[int], length: int) -> np.ndarray:
+def read_excerpts(path: Path, file_rate: int, sample_rate: int, offsets: list[int],
+                  length: int) -> np.ndarray:
     """``[K, 2, length]`` excerpts of a wav; partial reads when it is at the pipeline rate."""
-    info = sf.info(str(path))
-    if info.samplerate != sample_rate:  # rare: decode (and resample) the whole file once
+    if file_rate != sample_rate:  # rare: decode (and resample) the whole file once
         audio = read_wav(path, sample_rate)
         return np.ascontiguousarray(np.stack([audio[:, o:o + length] for o in offsets]))
     out = []
@@ -84,14 +84,14 @@ def load_song_inputs(folder: str | Path, sample_rate: int, params: AttributePara
     for path in paths.values():
         if not path.is_file():
             raise AudioError(f"{path}: missing stem file")
-    frames = {t: sf.info(str(p)).frames * sample_rate // sf.info(str(p)).samplerate
-              for t, p in paths.items()}
-    n = min(frames.values())
+    infos = {t: sf.info(str(p)) for t, p in paths.items()}
+    n = min(i.frames * sample_rate // i.samplerate for i in infos.values())
     length = int(round(params.excerpt_seconds * sample_rate))
     offsets = excerpt_offsets(folder.name, n, length, params.excerpts_per_song, params.seed)
     spec = spectrogram(n_fft, hop)
     with torch.no_grad():
-        excerpts = {t: torch.from_numpy(read_excerpts(p, sample_rate, offsets, length))
+        excerpts = {t: torch.from_numpy(read_excerpts(p, infos[t].samplerate, sample_rate,
+                                                      offsets, length))
                     for t, p in paths.items()}
         mixture = sum(excerpts[t] for t in TARGETS)
         return SongInputs(folder.name, spec(mixture), {t: spec(excerpts[t]) for t in TARGETS})

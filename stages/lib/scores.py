@@ -85,3 +85,11 @@ def method_tables(folder: Path, seeds: tuple[int, ...]) -> dict[str, Path]:
     if missing:
         raise FileNotFoundError(f"{missing[0]}: score table not found")
     return tables
+
+
+def read_method_tables(root: Path, seeds: tuple[int, ...]) -> dict[str, dict[str, ScoreTable]]:
+    """Every method folder under ``root``: ``{method: {"seed0": table, ...}}`` (``{"": table}``
+    for a method with a single table), restricted to ``seeds`` as :func:`method_tables` is."""
+    folders = sorted(p for p in Path(root).iterdir() if p.is_dir())
+    return {f.name: {sub: ScoreTable.read(path) for sub, path in method_tables(f, seeds).items()}
+            for f in folders}
