@@ -1,6 +1,7 @@
 """Stage ``aggregate``: per-condition SDR mean / std / n over seeds, plus paired margins.
 
-    python -m stages.aggregate --runs metrics/runs/mixed23 --out metrics/mixed23.json \
+    python -m stages.aggregate --dataset mixed23 --runs metrics/runs/mixed23 \
+        --out metrics/mixed23.json [--baselines metrics/runs/mixed23] \
         [--filtered data/filtered/mixed23 --truth data/truth/mixed23.json]
 
 Conditions other than the three baselines (cleaned runs, ``<method>_r<ratio>``) also get the gap
@@ -28,16 +29,24 @@ KEYS = ("museval_sdr_db_avg", "mdx_sdr_db_avg")
 def run(argv: list[str] | None = None) -> None:
     """Write the aggregate metrics JSON."""
     parser = stage_parser(__doc__ or "")
+    parser.add_argument("--dataset", required=True, choices=("mixed23", "effectsdb"))
     parser.add_argument("--runs", type=Path, required=True, help="<condition>/seed<k>.json root")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--baselines", type=Path,
+                        help="runs root for baseline conditions missing from --runs (EffectsDB "
+                             "borrows Mixed23's clean_only: the same clean songs)")
     parser.add_argument("--filtered", type=Path, help="<method>/r<ratio>.json filtered lists")
     parser.add_argument("--truth", type=Path, help="ground-truth manifest (for composition)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     seeds = load_base(args.params).seeds
     cleaning = load_section(args.params, "cleaning", CleaningParams)
-    wanted = (*BASELINES, *(f"{m}_r{r}" for m in cleaning.methods for r in cleaning.ratios))
-    runs = collect_runs(args.runs, seeds, wanted)
+    cells = [(m, r) for m in cleaning.methods for r in cleaning.ratios
+             if args.dataset in cleaning.datasets]
+    runs = collect_runs(args.runs, seeds, (*BASELINES, *(f"{m}_r{r}" for m, r in cells)))
+    if args.baselines is not None:
+        missing = tuple(b for b in BASELINES if b not in runs)
+        runs.update(collect_runs(args.baselines, seeds, missing) if missing else {})
     result: dict = {"conditions": aggregate(runs), "margins": {}}
     for better, worse in MARGINS:
         if better in runs and worse in runs:
@@ -50,8 +59,7 @@ def run(argv: list[str] | None = None) -> None:
     if args.filtered is not None and args.truth is not None:
         truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
         result["composition"] = {}
-        for path in sorted(args.filtered / m / f"r{r}.json" for m in cleaning.methods
-                           for r in cleaning.ratios):
+        for path in sorted(args.filtered / method / f"r{ratio}.json" for method, ratio in cells):
             kept = {t: [Path(f).name for f in v] for t, v in read_json(path)["songs"].items()}
             result["composition"][f"{path.parent.name}_{path.stem}"] = composition(kept, truth)
     write_json(args.out, result)

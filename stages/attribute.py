@@ -31,13 +31,11 @@ log = logging.getLogger("stages.attribute")
 
 def run(argv: list[str] | None = None) -> None:
     """Attribute every song of ``--songs`` with the models of ``--models``."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser(__doc__ or "", cost=True, progress=True)
     parser.add_argument("--models", type=Path, required=True)
     parser.add_argument("--songs", type=Path, required=True, help="the models' training list")
     parser.add_argument("--reference", type=Path, required=True, help="clean reference folder")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cost", type=Path)
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     base = load_base(args.params)

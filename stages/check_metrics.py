@@ -1,6 +1,7 @@
 """Regression gate: compare the workspace's aggregate metrics with a git revision's.
 
-    python -m stages.check_metrics --against HEAD~1 [--file metrics/mixed23.json]
+    python -m stages.check_metrics --against HEAD~1 [--file metrics/mixed23.json ...]
+    python -m stages.check_metrics --baseline .ci/smoke-metrics   # a folder of the same files
 
 Every ``*_sdr_db_avg`` mean of every condition present in both is compared; a drop larger than
 ``check_metrics.tolerance_db`` (params) is a regression. Prints a markdown table (like
@@ -22,6 +23,8 @@ from .lib.io import read_json
 from .lib.params import check, load_section
 
 log = logging.getLogger("stages.check_metrics")
+
+DEFAULT_FILES = (Path("metrics/mixed23.json"), Path("metrics/effectsdb.json"))
 
 
 @dataclass(frozen=True)
@@ -67,19 +70,28 @@ def run(argv: list[str] | None = None) -> int:
     """Print the comparison table; return the exit status."""
     parser = stage_parser(__doc__ or "")
     parser.add_argument("--against", help="git revision to compare with")
-    parser.add_argument("--baseline", type=Path, help="or: a metrics JSON file to compare with")
-    parser.add_argument("--file", type=Path, default=Path("metrics/mixed23.json"))
+    parser.add_argument("--baseline", type=Path,
+                        help="or: a folder holding baseline copies of the --file names")
+    parser.add_argument("--file", type=Path, action="append",
+                        help="aggregate metrics JSON (repeatable; default: "
+                             f"{', '.join(str(f) for f in DEFAULT_FILES)})")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     params = load_section(args.params, "check_metrics", CheckParams)
     if (args.against is None) == (args.baseline is None):
-        raise ValueError("give exactly one of --against REV or --baseline FILE")
-    old = metrics_at(args.against, args.file) if args.against else read_json(args.baseline)
-    rows, failed = compare(old, read_json(args.file), params)
-    print(f"| condition | metric | {args.against or args.baseline} | workspace | change | status |")
-    print("|---|---|---|---|---|---|")
-    for cond, key, a, b, change, status in rows:
-        print(f"| {cond} | {key} | {a:.3f} | {b:.3f} | {change:+.3f} | {status} |")
+        raise ValueError("give exactly one of --against REV or --baseline FOLDER")
+    failed = False
+    print(f"| set | condition | metric | {args.against or args.baseline} | workspace | change "
+          "| status |")
+    print("|---|---|---|---|---|---|---|")
+    for path in args.file or DEFAULT_FILES:
+        old = (metrics_at(args.against, path) if args.against
+               else read_json(args.baseline / path.name))
+        rows, bad = compare(old, read_json(path), params)
+        failed |= bad
+        for cond, key, a, b, change, status in rows:
+            print(f"| {path.stem} | {cond} | {key} | {a:.3f} | {b:.3f} | {change:+.3f} "
+                  f"| {status} |")
     print(f"\ntolerance: {params.tolerance_db} dB; {'FAILED' if failed else 'passed'}")
     return 1 if failed else 0
 

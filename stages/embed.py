@@ -23,11 +23,9 @@ log = logging.getLogger("stages.embed")
 
 def run(argv: list[str] | None = None) -> None:
     """Embed ``--dataset`` into ``--out/<song>/<stem>.npy``."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser(__doc__ or "", cost=True, progress=True)
     parser.add_argument("--dataset", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cost", type=Path)
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     base = load_base(args.params)

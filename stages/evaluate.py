@@ -24,15 +24,13 @@ log = logging.getLogger("stages.evaluate")
 
 def run(argv: list[str] | None = None) -> None:
     """Write per-song scores (``--scores``) and the run's small metrics JSON (``--metrics``)."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser(__doc__ or "", cost=True, progress=True)
     parser.add_argument("--models", type=Path, help="trained model folder")
     parser.add_argument("--trivial", action="store_true",
                         help="score the mixture itself as every stem's estimate (lower bound)")
     parser.add_argument("--test", type=Path, required=True)
     parser.add_argument("--scores", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--cost", type=Path)
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     base = load_base(args.params)

@@ -51,11 +51,10 @@ def unify(per_target: dict[str, np.ndarray], normalize: str) -> np.ndarray:
 
 def run(argv: list[str] | None = None) -> None:
     """Write ``scores.csv`` and ``sidecar.json`` under ``--out``."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser(__doc__ or "", cost=True)
     parser.add_argument("--train", type=Path, required=True, help="embeddings of the training set")
     parser.add_argument("--reference", type=Path, required=True, help="embeddings of the reference")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--cost", type=Path)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     params = load_section(args.params, "fad_scores", FADParams)

@@ -35,13 +35,12 @@ def labelled(store: dict[str, dict[str, np.ndarray]]) -> tuple[np.ndarray, np.nd
 
 def run(argv: list[str] | None = None) -> None:
     """Train the classifier, score every training song's stems, report held-out accuracy."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser(__doc__ or "", cost=True)
     parser.add_argument("--reference", type=Path, required=True)
     parser.add_argument("--heldout", type=Path, required=True)
     parser.add_argument("--train", type=Path, required=True)
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--cost", type=Path)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     params = load_section(args.params, "mlp_scores", MLPParams)

@@ -22,10 +22,8 @@ log = logging.getLogger("stages.render")
 
 def main(argv: list[str] | None = None) -> None:
     """Render the train / reference / test splits into ``--out``."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser(__doc__ or "", cost=True, progress=True)
     parser.add_argument("--out", type=Path, required=True, help="output dataset folder")
-    parser.add_argument("--cost", type=Path, default=None, help="wall-time JSON file")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     base = load_base(args.params)

@@ -1,6 +1,6 @@
 """Stage ``report``: the paper's Table 1 / Table 2 layout in markdown, with the paper's numbers beside.
 
-    python -m stages.report --mixed23 metrics/mixed23.json --effectsdb-runs metrics/runs/effectsdb \
+    python -m stages.report --mixed23 metrics/mixed23.json --effectsdb metrics/effectsdb.json \
         --detection metrics/detection --trivial metrics/trivial.json --cost metrics/cost \
         --out metrics/report.md
 """
@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from .lib.aggregate import aggregate, collect_runs
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
 from .lib.filtering import mean_table
 from .lib.io import atomic_path, read_json
@@ -27,8 +26,8 @@ PAPER_T1 = {"contaminated": (4.85, "50% of set"), "clean_only": (4.94, "100%"),
             "reference_only": (4.61, "100%"), "unlearn_r0.75": (4.91, "62%"),
             "unlearn-pt_r0.75": (4.91, "—"), "fad_r0.5": (4.90, "70% (MERT) / 72% (CLAP)"),
             "mlp_r0.5": (5.00, "77%")}
-PAPER_T2 = {"clean_only": 4.63, "contaminated": 4.25, "mlp_r0.9": 4.26, "unlearn_r0.9": 4.35,
-            "fad_r0.9": 4.44}
+PAPER_T2 = {"clean_only": (4.63, ""), "contaminated": (4.25, ""), "mlp_r0.9": (4.26, ""),
+            "unlearn_r0.9": (4.35, ""), "fad_r0.9": (4.44, "")}
 KEY = "museval_sdr_db"
 
 
@@ -38,8 +37,8 @@ def _ms(stats: dict | None, digits: int = 2) -> str:
     return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
 
 
-def table1(data: dict, trivial: dict | None) -> list[str]:
-    """Markdown rows of the Mixed23 table."""
+def sdr_table(data: dict, trivial: dict | None, paper_numbers: dict[str, tuple]) -> list[str]:
+    """Markdown rows of a Table 1 / Table 2 layout: per-target and avg SDR beside the paper's."""
     lines = ["| training data / cleaning | vocals | bass | drums | other | **avg** | clean kept "
              "| gap closed | n | paper avg | paper clean kept |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -53,7 +52,7 @@ def table1(data: dict, trivial: dict | None) -> list[str]:
             "100%" if cond in ("clean_only", "reference_only") else
             "50% of set" if cond == "contaminated" else "—")
         gap = _ms(data.get("gap_closed", {}).get(cond, {}).get(f"{KEY}_avg"), 2)
-        paper = PAPER_T1.get(cond, (None, ""))
+        paper = paper_numbers.get(cond, (None, ""))
         cells = [_ms(m.get(f"{KEY}_{t}")) for t in TARGETS]
         lines.append(f"| {cond} | {' | '.join(cells)} | **{_ms(m.get(f'{KEY}_avg'))}** | {kept} "
                      f"| {gap} | {m.get(f'{KEY}_avg', {}).get('n', 0)} "
@@ -95,7 +94,7 @@ def run(argv: list[str] | None = None) -> None:
     """Write the markdown report."""
     parser = stage_parser(__doc__ or "")
     parser.add_argument("--mixed23", type=Path, required=True)
-    parser.add_argument("--effectsdb-runs", type=Path, required=True)
+    parser.add_argument("--effectsdb", type=Path, required=True)
     parser.add_argument("--detection", type=Path, required=True)
     parser.add_argument("--trivial", type=Path)
     parser.add_argument("--cost", type=Path, required=True)
@@ -107,62 +106,62 @@ def run(argv: list[str] | None = None) -> None:
     setup_logging(args.verbose)
     mixed = read_json(args.mixed23)
     trivial = read_json(args.trivial) if args.trivial else None
-    edb = aggregate(collect_runs(args.effectsdb_runs, load_base(args.params).seeds))
-    clean = mixed["conditions"].get("clean_only", {})
+    edb = read_json(args.effectsdb)
     detection = {p.stem: read_json(p) for p in sorted(args.detection.glob("*.json"))}
     lines = ["# Benchmark report", "",
              "SDR = museval BSSEval v4 (median over 1 s windows, then over test songs), mean ± std "
              "over seeds; avg = mean of the four targets. Paper columns: the paper's Table 1/2 "
              "(MUSDB18-scale data, 500 epochs); absolute values are not comparable, the ordering "
              "and the gap closed are.", "", "## Table 1 — Mixed23", "",
-             *table1(mixed, trivial), "",
-             "## Table 2 — EffectsDB (clean baseline = the shared clean songs, Mixed23 clean_only)",
-             "", "| training data | avg SDR | n | paper avg |", "|---|---|---|---|",
-             f"| clean_only | {_ms(clean.get(f'{KEY}_avg'))} | "
-             f"{clean.get(f'{KEY}_avg', {}).get('n', 0)} | {PAPER_T2['clean_only']} |"]
-    for cond, metrics in sorted(edb.items()):
-        lines.append(f"| {cond} | {_ms(metrics.get(f'{KEY}_avg'))} | "
-                     f"{metrics.get(f'{KEY}_avg', {}).get('n', 0)} | {PAPER_T2.get(cond, '—')} |")
+             *sdr_table(mixed, trivial, PAPER_T1), "",
+             "## Table 2 — EffectsDB (clean_only and reference_only are Mixed23's: the same "
+             "songs)", "", *sdr_table(edb, None, PAPER_T2)]
     lines += ["", "## Detection of the corrupted songs (unified score)", "",
               *detection_table(detection), "", "## Cost (this machine)", "",
               *cost_table(args.cost), ""]
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines))
     if args.plots is not None:
-        write_plots(args.plots, mixed, args.scores_root, args.truth_root,
-                    load_base(args.params).seeds)
+        write_plots(args.plots, {"mixed23": mixed, "effectsdb": edb}, args.scores_root,
+                    args.truth_root, load_base(args.params).seeds)
 
 
-def write_plots(folder: Path, mixed: dict, scores_root: Path | None,
-                truth_root: Path | None, seeds: tuple[int, ...] = (0,)) -> None:
-    """SDR vs r (the paper's Fig. 2), ROC curves and score distributions: CSV + PNG."""
+def sdr_vs_ratio_rows(data: dict) -> list[list]:
+    """``[method, ratio, mean, std]`` per cleaned condition; the contaminated set is r = 1."""
     rows = []
-    for cond, metrics in sorted(mixed["conditions"].items()):
+    for cond, metrics in sorted(data["conditions"].items()):
         if "_r" in cond:
             method, ratio = cond.rsplit("_r", 1)
             rows.append([method, float(ratio), metrics[f"{KEY}_avg"]["mean"],
                          metrics[f"{KEY}_avg"]["std"]])
-    base = mixed["conditions"].get("contaminated", {}).get(f"{KEY}_avg", {}).get("mean")
-    if base is not None:
-        rows += [[m, 1.0, base, mixed["conditions"]["contaminated"][f"{KEY}_avg"]["std"]]
-                 for m in sorted({r[0] for r in rows})]
-    rows.sort()
-    write_csv(folder / "sdr_vs_ratio.csv", ["method", "ratio", "sdr_db", "std_db"], rows)
+    base = data["conditions"].get("contaminated", {}).get(f"{KEY}_avg", {})
+    if base.get("mean") is not None:
+        rows += [[m, 1.0, base["mean"], base["std"]] for m in sorted({r[0] for r in rows})]
+    return sorted(rows)
 
-    def draw_sdr(ax) -> None:  # noqa: ANN001
-        for method in sorted({r[0] for r in rows}):
-            pts = [r for r in rows if r[0] == method]
-            ax.errorbar([p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts],
-                        marker="o", capsize=3, label=method)
-        clean = mixed["conditions"].get("clean_only", {}).get(f"{KEY}_avg", {}).get("mean")
-        if clean is not None:
-            ax.axhline(clean, ls="--", c="k", lw=1, label="clean_only")
-        ax.set_xlabel("ratio r retained")
-        ax.set_ylabel("avg SDR [dB]")
-        ax.legend()
-        ax.set_title("Mixed23: SDR vs cleaning ratio")
 
-    save_png(folder / "sdr_vs_ratio.png", draw_sdr)
+def write_plots(folder: Path, sets: dict[str, dict], scores_root: Path | None,
+                truth_root: Path | None, seeds: tuple[int, ...] = (0,)) -> None:
+    """SDR vs r per set (the paper's Fig. 2), ROC curves and score distributions: CSV + PNG."""
+    for dataset, data in sets.items():
+        rows = sdr_vs_ratio_rows(data)
+        write_csv(folder / f"sdr_vs_ratio_{dataset}.csv", ["method", "ratio", "sdr_db", "std_db"],
+                  rows)
+
+        def draw_sdr(ax, rows=rows, data=data, dataset=dataset) -> None:  # noqa: ANN001
+            for method in sorted({r[0] for r in rows}):
+                pts = [r for r in rows if r[0] == method]
+                ax.errorbar([p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts],
+                            marker="o", capsize=3, label=method)
+            clean = data["conditions"].get("clean_only", {}).get(f"{KEY}_avg", {}).get("mean")
+            if clean is not None:
+                ax.axhline(clean, ls="--", c="k", lw=1, label="clean_only")
+            ax.set_xlabel("ratio r retained")
+            ax.set_ylabel("avg SDR [dB]")
+            ax.legend()
+            ax.set_title(f"{dataset}: SDR vs cleaning ratio")
+
+        save_png(folder / f"sdr_vs_ratio_{dataset}.png", draw_sdr)
     if scores_root is None or truth_root is None:
         return
     for truth_path in sorted(truth_root.glob("*.json")):

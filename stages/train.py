@@ -25,15 +25,13 @@ log = logging.getLogger("stages.train")
 
 def run(argv: list[str] | None = None) -> None:
     """Train the four target models and write ``--out/{target}.pth`` + ``model.json``."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser(__doc__ or "", cost=True, progress=True)
     parser.add_argument("--songs", type=Path, required=True, help="song-list JSON")
     parser.add_argument("--valid", type=Path, required=True, help="clean reference folder")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", type=Path, required=True, help="model folder")
     parser.add_argument("--checkpoints", type=Path, help="resume folder (kept until success)")
     parser.add_argument("--live", type=Path, help="dvclive log folder")
-    parser.add_argument("--cost", type=Path, help="wall-time JSON")
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     base = load_base(args.params)

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-
+from stages.lib.audio import write_wav
 from stages.lib.params import TARGETS
 
 SR = 8000
@@ -30,9 +29,9 @@ def write_stems(folder: Path, stems: dict[str, np.ndarray], sr: int = SR,
     """Write stems (and optionally their sum as ``mixture.wav``) as float wavs into ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, audio in stems.items():
-        sf.write(folder / f"{name}.wav", audio.T, sr, subtype="FLOAT")
+        write_wav(folder / f"{name}.wav", audio, sr)
     if mixture:
-        sf.write(folder / "mixture.wav", sum(stems.values()).T, sr, subtype="FLOAT")
+        write_wav(folder / "mixture.wav", sum(stems.values()), sr)
     return folder
 
 

@@ -25,22 +25,36 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
            "GIT_COMMITTER_EMAIL": "t@t"}
     subprocess.run(["git", "init", "-q"], check=True)
     (tmp_path / "metrics").mkdir()
-    (tmp_path / "metrics" / "mixed23.json").write_text(json.dumps(_metrics(4.0)))
+    for name in ("mixed23", "effectsdb"):
+        (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(_metrics(4.0)))
     (tmp_path / "params.yaml").write_text(yaml.safe_dump({"check_metrics": {"tolerance_db": 0.3}}))
     subprocess.run(["git", "add", "."], check=True, env=env)
     subprocess.run(["git", "commit", "-qm", "base"], check=True, env=env)
     return tmp_path
 
 
+@pytest.mark.parametrize("name", ["mixed23", "effectsdb"])
 @pytest.mark.parametrize(("avg", "status"), [(3.8, 0), (4.5, 0), (3.5, 1)])
-def test_gate(repo: Path, avg: float, status: int, capsys: pytest.CaptureFixture) -> None:
-    (repo / "metrics" / "mixed23.json").write_text(json.dumps(_metrics(avg)))
+def test_gate(repo: Path, name: str, avg: float, status: int,
+              capsys: pytest.CaptureFixture) -> None:
+    (repo / "metrics" / f"{name}.json").write_text(json.dumps(_metrics(avg)))
     with pytest.raises(SystemExit) as exit_info:
         check_metrics.main(["--against", "HEAD"])
     assert exit_info.value.code == status
     out = capsys.readouterr().out
-    assert "| contaminated | museval_sdr_db_avg | 4.000 |" in out
+    assert f"| {name} | contaminated | museval_sdr_db_avg | 4.000 |" in out
     assert ("REGRESSION" in out) == bool(status)
+
+
+def test_gate_against_a_baseline_folder(repo: Path, capsys: pytest.CaptureFixture) -> None:
+    baseline = repo / "baseline"
+    baseline.mkdir()
+    (baseline / "effectsdb.json").write_text(json.dumps(_metrics(5.0)))
+    with pytest.raises(SystemExit) as exit_info:
+        check_metrics.main(["--baseline", str(baseline), "--file", "metrics/effectsdb.json"])
+    assert exit_info.value.code == 1
+    assert "| effectsdb | contaminated | museval_sdr_db_avg | 5.000 | 4.000 | -1.000 | REGRESSION |" \
+        in capsys.readouterr().out
 
 
 def test_unknown_revision(repo: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -75,11 +76,19 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
     assert run["n_songs"] == 1 and "museval_sdr_db_vocals" in run
     stale = dataset / "runs" / "clean_only" / "seed7.json"  # left by an older configuration
     stale.write_text(json.dumps({"mdx_sdr_db_avg": 99.0}))
-    aggregate.main(["--params", str(params), "--runs", str(dataset / "runs"), "--out",
-                    str(dataset / "agg.json")])
+    aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
+                    str(dataset / "runs"), "--out", str(dataset / "agg.json")])
     agg = json.loads((dataset / "agg.json").read_text())
     assert agg["conditions"]["clean_only"]["mdx_sdr_db_avg"]["n"] == 2
     assert "clean_only_minus_contaminated_mdx_sdr_db_avg" in agg["margins"]
+    # a set without its own clean_only runs borrows them (EffectsDB shares Mixed23's clean songs)
+    shutil.copytree(dataset / "runs" / "contaminated", dataset / "edb" / "contaminated")
+    aggregate.main(["--params", str(params), "--dataset", "effectsdb", "--runs",
+                    str(dataset / "edb"), "--baselines", str(dataset / "runs"), "--out",
+                    str(dataset / "agg_edb.json")])
+    edb = json.loads((dataset / "agg_edb.json").read_text())
+    assert edb["conditions"]["clean_only"] == agg["conditions"]["clean_only"]
+    assert edb["margins"] == agg["margins"]
 
 
 @pytest.mark.slow

@@ -11,7 +11,7 @@ import pytest
 import soundfile as sf
 from conftest import SR, tone_stems, write_stems
 
-from stages.lib.audio import AudioError, Track, read_wav, stem_sum
+from stages.lib.audio import AudioError, Track, read_wav, stem_sum, write_wav
 from stages.lib.params import TARGETS
 from stages.lib.readers import (
     iter_folder_dataset,
@@ -20,6 +20,18 @@ from stages.lib.readers import (
     iter_source,
     read_track_folder,
 )
+
+
+def test_write_wav_is_byte_stable_and_lossless(tmp_path: Path) -> None:
+    # libsndfile's default float-WAV PEAK chunk stores the write time: two writes of the same
+    # samples a second apart would differ in bytes (and so in DVC hash). write_wav leaves it out.
+    audio = tone_stems(seconds=0.1)["vocals"]
+    write_wav(tmp_path / "a.wav", audio, SR)
+    data = (tmp_path / "a.wav").read_bytes()
+    assert b"PEAK" not in data
+    sf.write(tmp_path / "default.wav", audio.T, SR, subtype="FLOAT")
+    assert b"PEAK" in (tmp_path / "default.wav").read_bytes()  # the libsndfile default we avoid
+    np.testing.assert_array_equal(read_wav(tmp_path / "a.wav", SR), audio)
 
 
 def test_folder_reader_roundtrip(track_dir: Path) -> None:

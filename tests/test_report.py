@@ -9,11 +9,6 @@ from stages import report
 from stages.lib.params import TARGETS
 
 
-def _run(sdr: float) -> dict:
-    return {**{f"museval_sdr_db_{t}": sdr for t in TARGETS}, "museval_sdr_db_avg": sdr,
-            "n_songs": 2}
-
-
 def test_report_tables(tmp_path: Path) -> None:
     stats = {"mean": 4.0, "std": 0.1, "n": 2}
     mixed = {"conditions": {c: {f"museval_sdr_db_{k}": stats for k in (*TARGETS, "avg")}
@@ -21,9 +16,9 @@ def test_report_tables(tmp_path: Path) -> None:
              "gap_closed": {"fad_r0.5": {"museval_sdr_db_avg": {"mean": 0.5, "std": 0.1, "n": 2}}},
              "composition": {"fad_r0.5": {"pct_clean_kept": 87.5}}}
     (tmp_path / "m.json").write_text(json.dumps(mixed))
-    runs = tmp_path / "runs" / "contaminated"
-    runs.mkdir(parents=True)
-    (runs / "seed0.json").write_text(json.dumps(_run(2.0)))
+    edb = {"conditions": {"contaminated": {f"museval_sdr_db_{k}": {"mean": 2.0, "std": 0.0, "n": 1}
+                                           for k in (*TARGETS, "avg")}}}
+    (tmp_path / "e.json").write_text(json.dumps(edb))
     (tmp_path / "det").mkdir()
     kinds = {"any": {"auroc": 0.9}, "bleeding": {"auroc": 1.0}}
     (tmp_path / "det" / "mixed23.json").write_text(json.dumps(
@@ -32,11 +27,12 @@ def test_report_tables(tmp_path: Path) -> None:
     (tmp_path / "cost" / "train" / "a.json").write_text(json.dumps({"wall_s": 10.0}))
     params = tmp_path / "params.yaml"
     params.write_text("base:\n  seeds: [0]\n")
-    report.main(["--params", str(params), "--mixed23", str(tmp_path / "m.json"), "--effectsdb-runs",
-                 str(tmp_path / "runs"), "--detection", str(tmp_path / "det"), "--cost",
+    report.main(["--params", str(params), "--mixed23", str(tmp_path / "m.json"), "--effectsdb",
+                 str(tmp_path / "e.json"), "--detection", str(tmp_path / "det"), "--cost",
                  str(tmp_path / "cost"), "--out", str(tmp_path / "r.md")])
     text = (tmp_path / "r.md").read_text()
     assert "| fad_r0.5 | 4.00 ± 0.10" in text and "| 88% | 0.50 ± 0.10 |" in text
-    assert "| contaminated | 2.00 ± 0.00 | 1 | 4.25 |" in text
+    assert "| contaminated | 2.00 ± 0.00 | 2.00 ± 0.00 | 2.00 ± 0.00 | 2.00 ± 0.00 | **2.00 ± 0.00** " \
+        "| 50% of set | — | 1 | 4.25 |" in text
     assert "| mixed23 | fad | 0.900 | bleeding 1.00 |" in text
     assert "| train | 1 | 10 | 10.0 |" in text

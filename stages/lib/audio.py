@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .io import atomic_path
 from .params import TARGETS
 
 log = logging.getLogger(__name__)
@@ -116,10 +115,21 @@ def read_wav(path: str | Path, sample_rate: int) -> np.ndarray:
     return audio
 
 
+# libsndfile adds a PEAK chunk to float WAVs whose header holds the write time, so two writes of the
+# same samples would differ in bytes (and in DVC hash). Switching it off makes outputs byte-stable.
+_SFC_SET_ADD_PEAK_CHUNK = 0x1050
+
+
 def write_wav(path: str | Path, audio: np.ndarray, sample_rate: int, subtype: str = "FLOAT") -> None:
-    """Write ``[channels, samples]`` audio atomically (``FLOAT`` keeps mixture == sum of stems)."""
-    with atomic_path(path) as tmp:
-        sf.write(tmp, np.ascontiguousarray(audio.T), sample_rate, subtype=subtype, format="WAV")
+    """Write ``[channels, samples]`` audio; same samples -> same bytes (no timestamped PEAK chunk).
+
+    Not atomic by itself: stages write into a temporary folder (:func:`~.io.atomic_path`).
+    """
+    frames = np.ascontiguousarray(np.asarray(audio, dtype=np.float32).T)
+    with sf.SoundFile(path, "w", samplerate=sample_rate, channels=frames.shape[1],
+                      subtype=subtype, format="WAV") as handle:
+        sf._snd.sf_command(handle._file, _SFC_SET_ADD_PEAK_CHUNK, sf._ffi.NULL, 0)
+        handle.write(frames)
 
 
 def write_track(folder: str | Path, track: Track, subtype: str = "FLOAT") -> None:
@@ -128,8 +138,7 @@ def write_track(folder: str | Path, track: Track, subtype: str = "FLOAT") -> Non
     folder.mkdir(parents=True, exist_ok=True)
     for stem in ("mixture", *TARGETS):
         audio = track.mixture if stem == "mixture" else track.stems[stem]
-        sf.write(folder / f"{stem}.wav", np.ascontiguousarray(audio.T), track.sample_rate,
-                 subtype=subtype, format="WAV")
+        write_wav(folder / f"{stem}.wav", audio, track.sample_rate, subtype)
 
 
 def peak(audio: np.ndarray) -> float:

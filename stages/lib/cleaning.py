@@ -9,12 +9,17 @@ from .params import check
 
 @dataclass(frozen=True)
 class CleaningParams:
-    """Methods (score folders, ``-pt`` = per-target) and ratios retained."""
+    """Datasets cleaned, methods (score folders, ``-pt`` = per-target) and ratios retained."""
 
+    datasets: tuple[str, ...] = ("mixed23", "effectsdb")
     methods: tuple[str, ...] = ("unlearn", "fad", "mlp")
     ratios: tuple[float, ...] = (0.5,)
 
     def __post_init__(self) -> None:
         check(len(self.methods) > 0, "cleaning.methods", "needs at least one method")
+        check(len(self.datasets) > 0, "cleaning.datasets", "needs at least one dataset")
+        for dataset in self.datasets:
+            check(dataset in ("mixed23", "effectsdb"), "cleaning.datasets",
+                  f"unknown dataset {dataset!r} (mixed23 | effectsdb)")
         for ratio in self.ratios:
             check(0.0 < ratio <= 1.0, "cleaning.ratios", f"{ratio} is outside (0, 1]")

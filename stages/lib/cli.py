@@ -24,12 +24,21 @@ def setup_logging(verbose: bool = False) -> None:
     )
 
 
-def stage_parser(description: str) -> argparse.ArgumentParser:
-    """An argument parser with the ``--params`` and ``--verbose`` options every stage takes."""
+def stage_parser(description: str, cost: bool = False,
+                 progress: bool = False) -> argparse.ArgumentParser:
+    """An argument parser with the ``--params`` and ``--verbose`` options every stage takes.
+
+    ``cost`` adds ``--cost`` (the wall-time JSON of :func:`timed`); ``progress`` adds ``--quiet``
+    (no progress bars, as in ``dvc repro`` logs).
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"),
                         help="params file (default: params.yaml)")
     parser.add_argument("--verbose", action="store_true", help="debug logging")
+    if cost:
+        parser.add_argument("--cost", type=Path, help="wall-time JSON (kept out of metrics)")
+    if progress:
+        parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 

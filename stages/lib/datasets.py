@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from .audio import AudioError, Track, peak, write_track
+from .audio import AudioError, Track, peak, write_track, write_wav
 from .corrupt import (
     EFFECTS,
     BleedingParams,
@@ -202,11 +202,9 @@ def build_set(jobs: Iterable[Job], total: int, seed: int, out_dir: Path, truth_p
 def write_track_pair(folder: Path, stem: str, before: np.ndarray, after: np.ndarray,
                      sample_rate: int) -> None:
     """Write ``<stem>_before.wav`` / ``<stem>_after.wav`` for listening checks."""
-    import soundfile as sf
-
     folder.mkdir(parents=True, exist_ok=True)
     for label, audio in (("before", before), ("after", after)):
-        sf.write(folder / f"{stem}_{label}.wav", audio.T, sample_rate, subtype="FLOAT")
+        write_wav(folder / f"{stem}_{label}.wav", audio, sample_rate)
 
 
 def pool_names(pool_dir: Path) -> list[str]:
@@ -281,15 +279,14 @@ def build_stage(argv: list[str] | None, dataset: str, section: str, params_cls: 
     from .io import remove_stale
     from .params import load_base, load_section
 
-    parser = stage_parser(f"Build the {dataset} contaminated training set.")
+    parser = stage_parser(f"Build the {dataset} contaminated training set.", cost=True,
+                          progress=True)
     parser.add_argument("--pool", type=Path, help="rendered training pool (simulated mode)")
     parser.add_argument("--exclude", type=Path, action="append", default=[],
                         help="a dataset folder whose song names must not appear (reference, test)")
     parser.add_argument("--out", type=Path, required=True, help="output track folder")
     parser.add_argument("--truth", type=Path, required=True, help="ground-truth manifest JSON")
-    parser.add_argument("--cost", type=Path, help="wall-time JSON")
     parser.add_argument("--examples", type=Path, help="also write before/after listening examples")
-    parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     base = load_base(args.params)

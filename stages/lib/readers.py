@@ -148,5 +148,5 @@ def iter_source(kind: SourceKind, root: str | Path, sample_rate: int,
 
 __all__ = [
     "iter_folder_dataset", "iter_moisesdb", "iter_musdb", "iter_source", "list_track_folders",
-    "read_moisesdb_track", "read_track_folder", "stem_sum",
+    "read_moisesdb_track", "read_track_folder",
 ]

@@ -11,7 +11,6 @@ to an uninterrupted run on the CPU.
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import logging
@@ -289,7 +288,7 @@ def train_target(bank: StemBank, songs: np.ndarray, valid: StemBank, target: str
                             "best_loss": best_loss, "best_epoch": best_epoch,
                             "history": json.dumps(history)}, tmp)
     assert best_state is not None
-    return TrainResult(copy.deepcopy(best_state), history, best_epoch, best_loss, mean, scale)
+    return TrainResult(best_state, history, best_epoch, best_loss, mean, scale)
 
 
 @dataclass(frozen=True)
