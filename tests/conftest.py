@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from stages.lib.audio import write_wav
 from stages.lib.params import TARGETS
 

@@ -20,7 +20,7 @@ from typing import Literal
 
 import numpy as np
 
-from .audio import AudioError, Track, read_wav, resample, stem_sum, to_stereo
+from .audio import AudioError, Track, read_wav, resample, to_stereo
 from .params import TARGETS
 
 log = logging.getLogger(__name__)
