@@ -60,8 +60,10 @@ def run(argv: list[str] | None = None) -> None:
         truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
         result["composition"] = {}
         for path in sorted(args.filtered / method / f"r{ratio}.json" for method, ratio in cells):
-            kept = {t: [Path(f).name for f in v] for t, v in read_json(path)["songs"].items()}
-            result["composition"][f"{path.parent.name}_{path.stem}"] = composition(kept, truth)
+            filtered = read_json(path)
+            kept = {t: [Path(f).name for f in v] for t, v in filtered["songs"].items()}
+            result["composition"][f"{path.parent.name}_{path.stem}"] = {
+                **composition(kept, truth), "ratio_retained": float(filtered["ratio"])}
     write_json(args.out, result)
     for name, metrics in result["conditions"].items():
         avg = metrics.get("museval_sdr_db_avg", {})

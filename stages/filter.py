@@ -3,6 +3,7 @@
     python -m stages.filter --dataset data/mixed23 --ratio 0.75 \
         --method unlearn --scores-root data/scores/mixed23 --out data/filtered/mixed23/unlearn/r0.75.json
 
+``--ratio auto`` picks r from the score distribution (``filtering.auto_ratio``).
 ``--method NAME`` reads every ``scores.csv`` under ``<scores-root>/NAME`` (one per baseline seed
 for unlearning; they are averaged) and keeps one list for all targets; ``NAME-pt`` (e.g.
 ``unlearn-pt``) ranks each target by its own score and keeps one list per target model.
@@ -14,10 +15,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
-from .lib.filtering import kept_songs, mean_table
+from .lib.filtering import auto_ratio, kept_songs, mean_table
 from .lib.io import write_json
-from .lib.params import load_base
+from .lib.params import load_base, load_section
 from .lib.readers import list_track_folders
 from .lib.scores import ScoreTable, method_tables
 
@@ -31,7 +33,8 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--scores", type=Path, action="append", default=[])
     parser.add_argument("--method", help="score folder name, '-pt' suffix for per-target")
     parser.add_argument("--scores-root", type=Path, help="folder holding <method>/.../scores.csv")
-    parser.add_argument("--ratio", type=float, required=True, help="proportion retained, (0, 1]")
+    parser.add_argument("--ratio", required=True,
+                        help="proportion retained, (0, 1], or 'auto' (chosen from the scores)")
     parser.add_argument("--mode", choices=("unified", "per_target"), default="unified")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
@@ -55,10 +58,19 @@ def run(argv: list[str] | None = None) -> None:
     if missing or len(table.songs) != len(folders):
         raise ValueError(f"{paths[0]}: scores do not cover {args.dataset} "
                          f"(missing folders for {missing[:3]})")
-    kept = kept_songs(table, args.ratio, mode)
+    if args.ratio == "auto":
+        ratio = auto_ratio(table.unified,
+                           load_section(args.params, "cleaning", CleaningParams).auto_min_ratio)
+        log.info("auto ratio: %.3f", ratio)
+    else:
+        try:
+            ratio = float(args.ratio)
+        except ValueError:
+            raise ValueError(f"--ratio {args.ratio!r}: a number in (0, 1] or 'auto'") from None
+    kept = kept_songs(table, ratio, mode)
     write_json(args.out, {"songs": {t: [folders[s] for s in names] for t, names in kept.items()},
-                          "ratio": args.ratio, "mode": mode, "n_total": len(table.songs),
-                          "n_tables": len(paths)})
+                          "ratio": ratio, "rule": "auto" if args.ratio == "auto" else "fixed",
+                          "mode": mode, "n_total": len(table.songs), "n_tables": len(paths)})
     log.info("kept %s of %d songs", {t: len(v) for t, v in kept.items()}, len(table.songs))
 
 

@@ -10,7 +10,7 @@ import pytest
 from conftest import tone_stems, write_stems
 
 from stages import filter as filter_stage
-from stages.lib.filtering import keep_top, kept_songs, mean_table
+from stages.lib.filtering import auto_ratio, keep_top, kept_songs, mean_table, two_gaussians
 from stages.lib.params import TARGETS
 from stages.lib.scores import ScoreTable
 
@@ -127,3 +127,37 @@ def test_gap_closed_and_composition() -> None:
     comp = composition({"vocals": ["a", "c"], "bass": ["a", "b"]}, truth)
     assert comp == {"pct_clean_kept": 75.0, "pct_bleeding_removed": 50.0,
                     "pct_label_noise_removed": 100.0}
+
+
+def test_auto_ratio_follows_the_score_distribution() -> None:
+    rng = np.random.default_rng(0)
+    assert auto_ratio(rng.standard_normal(32)) == 1.0  # one population: keep everything
+    two = np.r_[rng.normal(0.0, 1.0, 12), rng.normal(6.0, 1.0, 20)]
+    assert auto_ratio(two) == pytest.approx(20 / 32)  # the upper population is kept
+    assert auto_ratio(np.r_[rng.normal(0.0, 1.0, 28), rng.normal(6.0, 1.0, 4)],
+                      min_ratio=0.25) == 0.25  # never below the floor
+    assert auto_ratio(np.ones(8)) == 1.0 and auto_ratio(np.arange(3.0)) == 1.0
+    w, mu, var, _ = two_gaussians((two - two.mean()) / two.std())
+    assert mu[0] < mu[1] and w[1] == pytest.approx(20 / 32, abs=0.02)
+
+
+def test_filter_stage_auto_ratio(tmp_path: Path) -> None:
+    rng = np.random.default_rng(1)
+    scores = np.r_[rng.normal(0.0, 1.0, 6), rng.normal(8.0, 1.0, 10)]
+    for i in range(16):
+        write_stems(tmp_path / "set" / f"s{i}", tone_stems(seconds=0.1, seed=i))
+    (tmp_path / "fad").mkdir()
+    _table(list(scores)).write(tmp_path / "fad" / "scores.csv")
+    params = tmp_path / "params.yaml"
+    params.write_text("base:\n  seeds: [0]\ncleaning:\n  auto_min_ratio: 0.3\n")
+    out = tmp_path / "auto.json"
+    filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"), "--method",
+                       "fad", "--scores-root", str(tmp_path), "--ratio", "auto", "--out", str(out)])
+    kept = json.loads(out.read_text())
+    assert kept["rule"] == "auto" and kept["ratio"] == pytest.approx(10 / 16)
+    assert sorted(Path(p).name for p in kept["songs"]["vocals"]) == sorted(
+        f"s{i}" for i in range(6, 16))
+    with pytest.raises(SystemExit, match="'half'"):
+        filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
+                           "--method", "fad", "--scores-root", str(tmp_path), "--ratio", "half",
+                           "--out", str(out)])

@@ -36,3 +36,15 @@ def test_report_tables(tmp_path: Path) -> None:
         "| 50% of set | — | 1 | 4.25 |" in text
     assert "| mixed23 | fad | 0.900 | bleeding 1.00 |" in text
     assert "| train | 1 | 10 | 10.0 |" in text
+
+
+def test_sdr_vs_ratio_rows_place_auto_at_its_chosen_ratio() -> None:
+    def stats(mean: float) -> dict:
+        return {"museval_sdr_db_avg": {"mean": mean, "std": 0.1, "n": 3}}
+
+    data = {"conditions": {"contaminated": stats(3.0), "fad_r0.5": stats(4.0),
+                           "fad_rauto": stats(4.2)},
+            "composition": {"fad_rauto": {"ratio_retained": 0.44}}}
+    assert report.sdr_vs_ratio_rows(data) == [
+        ["fad", 0.5, 4.0, 0.1], ["fad", 1.0, 3.0, 0.1],
+        ["fad (auto)", 0.44, 4.2, 0.1], ["fad (auto)", 1.0, 3.0, 0.1]]

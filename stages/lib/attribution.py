@@ -182,3 +182,27 @@ def scores_from_delta(deltas: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[s
     per_target = {t: d.mean(axis=1) for t, d in deltas.items()}
     unified = np.mean([d.mean(axis=1) for d in deltas.values()], axis=0)
     return unified, per_target
+
+
+def descending_ranks(values: np.ndarray) -> np.ndarray:
+    """Rank 1 = the largest value (kept first); ties share their mean rank."""
+    from scipy.stats import rankdata
+
+    return rankdata(-np.asarray(values, dtype=np.float64))
+
+
+def sanity_ranks(deltas: dict[str, np.ndarray], names: list[str], copy: str, own_reference: int,
+                 noise: str, clean: set[str]) -> dict[str, float]:
+    """Where two planted songs land: an exact copy of reference song ``own_reference`` and a
+    pure-noise song, among ``names`` (the rows of every ``[N, M]`` ΔL matrix)."""
+    unified, _ = scores_from_delta(deltas)
+    ranks = descending_ranks(unified)
+    own = descending_ranks(np.mean([d[:, own_reference] for d in deltas.values()], axis=0))
+    i_copy, i_noise = names.index(copy), names.index(noise)
+    clean_idx = [i for i, n in enumerate(names) if n in clean]
+    if not clean_idx:
+        raise ValueError("sanity check: no clean song among the attributed songs")
+    return {"n_songs": len(names), "copy_rank": float(ranks[i_copy]),
+            "copy_rank_own_reference": float(own[i_copy]), "noise_rank": float(ranks[i_noise]),
+            "copy_above_clean_median": float(unified[i_copy] > np.median(unified[clean_idx])),
+            "noise_below_all_clean": float(unified[i_noise] < unified[clean_idx].min())}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from .params import check
 
@@ -13,7 +14,8 @@ class CleaningParams:
 
     datasets: tuple[str, ...] = ("mixed23", "effectsdb")
     methods: tuple[str, ...] = ("unlearn", "fad", "mlp")
-    ratios: tuple[float, ...] = (0.5,)
+    ratios: tuple[float | Literal["auto"], ...] = (0.5,)
+    auto_min_ratio: float = 0.25
 
     def __post_init__(self) -> None:
         check(len(self.methods) > 0, "cleaning.methods", "needs at least one method")
@@ -22,4 +24,6 @@ class CleaningParams:
             check(dataset in ("mixed23", "effectsdb"), "cleaning.datasets",
                   f"unknown dataset {dataset!r} (mixed23 | effectsdb)")
         for ratio in self.ratios:
-            check(0.0 < ratio <= 1.0, "cleaning.ratios", f"{ratio} is outside (0, 1]")
+            check(ratio == "auto" or 0.0 < ratio <= 1.0, "cleaning.ratios",
+                  f"{ratio} is outside (0, 1] (or 'auto')")
+        check(0.0 < self.auto_min_ratio <= 1.0, "cleaning.auto_min_ratio", "must be in (0, 1]")

@@ -19,8 +19,10 @@ def _late() -> dict[str, type]:
     from ..check_metrics import CheckParams
     from ..fad_scores import FADParams
     from .cleaning import CleaningParams
+    from .fusion import FuseParams
 
-    return {"fad_scores": FADParams, "check_metrics": CheckParams, "cleaning": CleaningParams}
+    return {"fad_scores": FADParams, "check_metrics": CheckParams, "cleaning": CleaningParams,
+            "fuse": FuseParams}
 
 
 SECTIONS: dict[str, type] = {

@@ -1,0 +1,57 @@
+"""Stage ``fuse``: a hybrid score table from several methods' tables (rank or z-score fusion).
+
+    python -m stages.fuse --scores-root data/scores/mixed23 --hybrid unlearn+fad \
+        --out data/scores/mixed23/unlearn+fad
+
+The hybrid is one more method folder (``scores.csv``), so filtering, detection and the report treat
+it like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.filtering import mean_table
+from .lib.fusion import FuseParams, fuse
+from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
+from .lib.params import load_base, load_section
+from .lib.scores import ScoreTable, method_tables
+
+log = logging.getLogger("stages.fuse")
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Write ``--out/scores.csv`` and its sidecar."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("--scores-root", type=Path, required=True)
+    parser.add_argument("--hybrid", required=True, help="methods joined by '+', from fuse.hybrids")
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    params = load_section(args.params, "fuse", FuseParams)
+    seeds = load_base(args.params).seeds
+    if args.hybrid not in params.hybrids:
+        raise ValueError(f"--hybrid {args.hybrid!r} is not in fuse.hybrids {list(params.hybrids)}")
+    remove_stale(args.out)
+    weights = params.parts(args.hybrid)
+    tables = {m: mean_table([ScoreTable.read(p) for p in
+                             method_tables(args.scores_root / m, seeds).values()])
+              for m in weights}
+    hybrid = fuse(tables, weights, params.normalize)
+    with atomic_path(args.out) as tmp:
+        tmp.mkdir()
+        hybrid.write(tmp / "scores.csv")
+        (tmp / "sidecar.json").write_text(dumps_json(sidecar(
+            params, hybrid=args.hybrid, weights=weights, seeds=list(seeds))))
+    log.info("%s: fused %d songs (%s)", args.hybrid, len(hybrid.songs), params.normalize)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    exit_on_user_error("fuse", run, argv)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Stage ``sanity``: plant two known songs in Mixed23 and check where attribution ranks them.
+
+    python -m stages.sanity plant --songs data/lists/mixed23/contaminated.json \
+        --reference data/rendered/reference --out data/sanity
+    (train + attribute on data/sanity/songs.json with the ordinary stages)
+    python -m stages.sanity check --scores data/sanity/scores --truth data/truth/mixed23.json \
+        --metrics metrics/sanity.json
+
+``plant`` adds an exact copy of the first reference song (``copy_<name>``) and a song whose four
+stems are white noise at that song's stem levels (``noise``) to the contaminated training list.
+After training on that list and attributing, ``check`` writes their ranks (1 = highest score =
+kept first): a copy of a clean reference song should rank high, and first in its own reference
+column of ΔL; pure noise should rank below every clean song.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .lib.attribution import sanity_ranks
+from .lib.audio import read_wav, stem_sum, write_wav
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.data import SongList
+from .lib.io import atomic_path, dumps_json, read_json, write_json
+from .lib.params import TARGETS, load_base
+from .lib.readers import list_track_folders
+
+log = logging.getLogger("stages.sanity")
+
+NOISE = "noise"
+
+
+def plant(songs: Path, reference: Path, out: Path, sample_rate: int, seed: int = 0) -> None:
+    """Write ``out/songs/{copy_<ref0>,noise}`` and ``out/songs.json`` (the list plus both)."""
+    ref0 = list_track_folders(reference)[0]
+    base = SongList.read(songs)
+    with atomic_path(out) as tmp:
+        (tmp / "songs").mkdir(parents=True)
+        copy = tmp / "songs" / f"copy_{ref0.name}"
+        shutil.copytree(ref0, copy)
+        rng = np.random.default_rng(seed)
+        stems = {}
+        for target in TARGETS:
+            audio = read_wav(ref0 / f"{target}.wav", sample_rate)
+            level = float(np.sqrt(np.mean(audio**2)))
+            stems[target] = (rng.standard_normal(audio.shape) * level).astype(np.float32)
+        noise = tmp / "songs" / NOISE
+        noise.mkdir()
+        for target, audio in stems.items():
+            write_wav(noise / f"{target}.wav", audio, sample_rate)
+        write_wav(noise / "mixture.wav", stem_sum(stems), sample_rate)
+        final = [str(out / "songs" / p.name) for p in (copy, noise)]
+        (tmp / "songs.json").write_text(dumps_json({"songs": {
+            t: sorted([*base.songs[t], *final]) for t in TARGETS}}))
+    log.info("planted %s and %s", f"copy_{ref0.name}", NOISE)
+
+
+def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
+    """Ranks of the planted songs in the unified score and the copy's own reference column."""
+    delta = read_json(scores / "delta.json")
+    names, refs = delta["train_names"], delta["reference_names"]
+    copy = next(n for n in names if n.startswith("copy_"))
+    own = refs.index(copy.removeprefix("copy_"))
+    matrices = {t: np.asarray(m, dtype=np.float64) for t, m in delta["delta"].items()}
+    clean = {row["name"] for row in read_json(truth)["tracks"] if row["corruption"] == "clean"}
+    result = sanity_ranks(matrices, names, copy, own, NOISE, clean)
+    write_json(metrics, result)
+    log.info("copy rank %d/%d (own column %d), noise rank %d/%d, below every clean song: %s",
+             result["copy_rank"], result["n_songs"], result["copy_rank_own_reference"],
+             result["noise_rank"], result["n_songs"], bool(result["noise_below_all_clean"]))
+    return result
+
+
+def run(argv: list[str] | None = None) -> None:
+    """``plant`` or ``check``."""
+    parser = stage_parser(__doc__ or "")
+    parser.add_argument("action", choices=("plant", "check"))
+    parser.add_argument("--songs", type=Path, help="plant: the contaminated song list")
+    parser.add_argument("--reference", type=Path, help="plant: clean reference folder")
+    parser.add_argument("--out", type=Path, help="plant: output folder")
+    parser.add_argument("--scores", type=Path, help="check: the attribute stage's output folder")
+    parser.add_argument("--truth", type=Path, help="check: Mixed23 ground truth (clean songs)")
+    parser.add_argument("--metrics", type=Path, help="check: ranks JSON")
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    needed = {"plant": ("songs", "reference", "out"), "check": ("scores", "truth", "metrics")}
+    missing = [f"--{k}" for k in needed[args.action] if getattr(args, k) is None]
+    if missing:
+        raise ValueError(f"{args.action} needs {' '.join(missing)}")
+    if args.action == "plant":
+        plant(args.songs, args.reference, args.out, load_base(args.params).sample_rate)
+    else:
+        check(args.scores, args.truth, args.metrics)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    exit_on_user_error("sanity", run, argv)
+
+
+if __name__ == "__main__":
+    main()
