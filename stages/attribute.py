@@ -16,8 +16,8 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .lib.attribution import attribute, scores_from_delta
-from .lib.attribution_inputs import AttributeParams, load_song_inputs
+from .lib.attribution import scores_from_delta
+from .lib.attribution_inputs import AttributeParams, attribute_models, load_song_inputs
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
 from .lib.data import SongList
 from .lib.io import atomic_path, dumps_json, read_json, remove_stale, sidecar
@@ -52,15 +52,8 @@ def run(argv: list[str] | None = None) -> None:
                     for f in tqdm(folders, desc=desc, unit="song", disable=args.quiet)]
 
         train, reference = inputs(train_folders, "excerpts train"), inputs(ref_folders, "excerpts ref")
-        deltas, summary = {}, {}
-        for target in tqdm(TARGETS, desc="attribute", unit="model", disable=args.quiet):
-            model = load_model(args.models / f"{target}.pth", config)
-            result = attribute(model, [s.pair(target) for s in train],
-                               [s.pair(target) for s in reference], params.unlearn)
-            deltas[target] = result.delta
-            summary[target] = {"fisher_mean": result.fisher_mean,
-                               "damping_abs": result.damping_abs,
-                               "baseline_loss_mean": float(result.baseline.mean())}
+        models = {t: load_model(args.models / f"{t}.pth", config) for t in TARGETS}
+        deltas, summary = attribute_models(models, train, reference, params.unlearn, args.quiet)
         unified, per_target = scores_from_delta(deltas)
         names = [s.name for s in train]
         with atomic_path(args.out) as tmp:

@@ -12,10 +12,10 @@ import torch
 from tqdm import tqdm
 
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
-from .lib.embeddings import EmbedParams, make_embedder
+from .lib.embeddings import EmbedParams, embed_track, make_embedder
 from .lib.embedstore import save_song
 from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
-from .lib.params import TARGETS, load_base, load_section
+from .lib.params import load_base, load_section
 from .lib.readers import iter_folder_dataset, list_track_folders
 
 log = logging.getLogger("stages.embed")
@@ -38,8 +38,7 @@ def run(argv: list[str] | None = None) -> None:
         frames = 0
         for track in tqdm(iter_folder_dataset(args.dataset, base.sample_rate), total=n,
                           desc=f"embed {params.backend}", unit="song", disable=args.quiet):
-            stems = {t: embedder.embed(track.stems[t], track.sample_rate) for t in TARGETS}
-            stems["mixture"] = embedder.embed(track.mixture, track.sample_rate)
+            stems = embed_track(embedder, track)
             save_song(tmp / track.name, stems)
             frames += sum(len(v) for v in stems.values())
         (tmp / "sidecar.json").write_text(dumps_json(sidecar(

@@ -11,42 +11,15 @@ scales differ between stems, and a raw mean lets one stem dominate).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
-import numpy as np
 
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
 from .lib.embedstore import load_store
-from .lib.fad import DEFAULT_EPS, Gaussian, ReferenceFAD
+from .lib.fad import FADParams, fad_score_table
 from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
-from .lib.params import TARGETS, check, load_section
-from .lib.scores import ScoreTable
+from .lib.params import load_section
 
 log = logging.getLogger("stages.fad_scores")
-
-
-@dataclass(frozen=True)
-class FADParams:
-    """``fad_scores`` section."""
-
-    eps: float = DEFAULT_EPS
-    normalize: Literal["zscore", "none"] = "zscore"
-
-    def __post_init__(self) -> None:
-        check(self.eps >= 0, "fad_scores.eps", "must be >= 0")
-
-
-def unify(per_target: dict[str, np.ndarray], normalize: str) -> np.ndarray:
-    """Mean over targets, optionally of per-target z-scores."""
-    cols = []
-    for t in TARGETS:
-        v = per_target[t]
-        if normalize == "zscore":
-            v = (v - v.mean()) / (v.std() if v.std() > 0 else 1.0)
-        cols.append(v)
-    return np.mean(cols, axis=0)
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -61,14 +34,8 @@ def run(argv: list[str] | None = None) -> None:
     remove_stale(args.out)
     train, ref = load_store(args.train), load_store(args.reference)
     with timed(args.cost, "fad_scores", songs=len(train)):
-        songs = sorted(train)
-        per_target = {}
-        for target in TARGETS:
-            frames = np.concatenate([ref[s][target] for s in sorted(ref)])
-            fad = ReferenceFAD(Gaussian.fit(frames, params.eps, f"reference/{target}"))
-            per_target[target] = -np.array([
-                fad(Gaussian.fit(train[s][target], params.eps, f"{s}/{target}")) for s in songs])
-        table = ScoreTable(songs, per_target, unify(per_target, params.normalize))
+        table = fad_score_table(train, ref, params)
+        songs = table.songs
         with atomic_path(args.out) as tmp:
             tmp.mkdir()
             table.write(tmp / "scores.csv")

@@ -10,27 +10,15 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
 from .lib.embedstore import load_store
 from .lib.io import atomic_path, dumps_json, remove_stale, sidecar, write_json
-from .lib.mlp import MLPParams, class_probabilities, frame_accuracy, train_classifier
-from .lib.params import TARGETS, load_section
-from .lib.scores import ScoreTable
+from .lib.mlp import MLPParams, frame_accuracy, labelled, mlp_score_table, train_classifier
+from .lib.params import load_section
 
 log = logging.getLogger("stages.mlp_scores")
-
-
-def labelled(store: dict[str, dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """All stem frames of a store with their stem index as label."""
-    frames, labels = [], []
-    for song in sorted(store):
-        for i, target in enumerate(TARGETS):
-            frames.append(store[song][target])
-            labels.append(np.full(len(store[song][target]), i))
-    return np.concatenate(frames), np.concatenate(labels)
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -49,15 +37,11 @@ def run(argv: list[str] | None = None) -> None:
     with timed(args.cost, "mlp_scores"):
         model = train_classifier(*labelled(load_store(args.reference)), params)
         accuracy = frame_accuracy(model, *labelled(load_store(args.heldout)))
-        train = load_store(args.train)
-        songs = sorted(train)
-        per_target = {t: np.array([class_probabilities(model, train[s][t])[i] for s in songs])
-                      for i, t in enumerate(TARGETS)}
-        unified = np.mean([per_target[t] for t in TARGETS], axis=0)
+        table = mlp_score_table(model, load_store(args.train))
         with atomic_path(args.out) as tmp:
             tmp.mkdir()
-            ScoreTable(songs, per_target, unified).write(tmp / "scores.csv")
-            (tmp / "sidecar.json").write_text(dumps_json(sidecar(params, songs=len(songs))))
+            table.write(tmp / "scores.csv")
+            (tmp / "sidecar.json").write_text(dumps_json(sidecar(params, songs=len(table.songs))))
         write_json(args.metrics, {"heldout_frame_accuracy": accuracy})
     log.info("held-out frame accuracy %.3f", accuracy)
 

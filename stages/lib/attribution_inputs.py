@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
+from tqdm import tqdm
 
-from .attribution import UnlearnParams
+from .attribution import UnlearnParams, attribute
 from .audio import AudioError, read_wav
 from .params import TARGETS, check
 from .unmix import spectrogram
@@ -95,3 +96,17 @@ def load_song_inputs(folder: str | Path, sample_rate: int, params: AttributePara
                     for t, p in paths.items()}
         mixture = sum(excerpts[t] for t in TARGETS)
         return SongInputs(folder.name, spec(mixture), {t: spec(excerpts[t]) for t in TARGETS})
+
+
+def attribute_models(models: dict[str, torch.nn.Module], train: list[SongInputs],
+                     reference: list[SongInputs], params: UnlearnParams, quiet: bool = True
+                     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
+    """ΔL ``[N, M]`` per target model, and a Fisher / loss summary per target."""
+    deltas, summary = {}, {}
+    for target in tqdm(list(models), desc="attribute", unit="model", disable=quiet):
+        result = attribute(models[target], [s.pair(target) for s in train],
+                           [s.pair(target) for s in reference], params)
+        deltas[target] = result.delta
+        summary[target] = {"fisher_mean": result.fisher_mean, "damping_abs": result.damping_abs,
+                           "baseline_loss_mean": float(result.baseline.mean())}
+    return deltas, summary

@@ -27,8 +27,8 @@ from typing import Literal, Protocol
 import numpy as np
 import torch
 
-from .audio import resample
-from .params import check
+from .audio import Track, resample
+from .params import TARGETS, check
 
 log = logging.getLogger(__name__)
 
@@ -203,3 +203,10 @@ def make_embedder(params: EmbedParams, device: torch.device | None = None) -> Em
     if params.backend == "mert":
         return MertEmbedder(params, device)
     return ClapEmbedder(params, device)
+
+
+def embed_track(embedder: Embedder, track: Track) -> dict[str, np.ndarray]:
+    """Frame embeddings of a track's four stems and its mixture: ``{stem: [frames, dim]}``."""
+    stems = {t: embedder.embed(track.stems[t], track.sample_rate) for t in TARGETS}
+    stems["mixture"] = embedder.embed(track.mixture, track.sample_rate)
+    return stems

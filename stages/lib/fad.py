@@ -14,8 +14,12 @@ a general ``sqrtm`` of a non-symmetric product.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+
+from .params import TARGETS, check
+from .scores import ScoreTable
 
 DEFAULT_EPS = 1e-6
 
@@ -66,3 +70,38 @@ def fad_sqrtm_reference(song: Gaussian, ref: Gaussian) -> float:
     covmean = np.real(covmean)
     diff = song.mean - ref.mean
     return float(diff @ diff + np.trace(song.cov) + np.trace(ref.cov) - 2.0 * np.trace(covmean))
+
+
+@dataclass(frozen=True)
+class FADParams:
+    """``fad_scores`` section."""
+
+    eps: float = DEFAULT_EPS
+    normalize: Literal["zscore", "none"] = "zscore"
+
+    def __post_init__(self) -> None:
+        check(self.eps >= 0, "fad_scores.eps", "must be >= 0")
+
+
+def unify(per_target: dict[str, np.ndarray], normalize: str) -> np.ndarray:
+    """Mean over targets, optionally of per-target z-scores."""
+    cols = []
+    for t in TARGETS:
+        v = per_target[t]
+        if normalize == "zscore":
+            v = (v - v.mean()) / (v.std() if v.std() > 0 else 1.0)
+        cols.append(v)
+    return np.mean(cols, axis=0)
+
+
+def fad_score_table(train: dict[str, dict[str, np.ndarray]], reference: dict[str, dict[str, np.ndarray]],
+                    params: FADParams) -> ScoreTable:
+    """Score = −FAD of each song's stem frames against all reference frames of that stem."""
+    songs = sorted(train)
+    per_target = {}
+    for target in TARGETS:
+        frames = np.concatenate([reference[s][target] for s in sorted(reference)])
+        fad = ReferenceFAD(Gaussian.fit(frames, params.eps, f"reference/{target}"))
+        per_target[target] = -np.array([
+            fad(Gaussian.fit(train[s][target], params.eps, f"{s}/{target}")) for s in songs])
+    return ScoreTable(songs, per_target, unify(per_target, params.normalize))

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .params import TARGETS, check
+from .scores import ScoreTable
 
 
 @dataclass(frozen=True)
@@ -85,3 +86,22 @@ def frame_accuracy(model: StemClassifier, frames: np.ndarray, labels: np.ndarray
     with torch.no_grad():
         pred = model(torch.as_tensor(frames, dtype=torch.float32)).argmax(-1).numpy()
     return float((pred == labels).mean())
+
+
+def labelled(store: dict[str, dict[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """All stem frames of a store with their stem index as label."""
+    frames, labels = [], []
+    for song in sorted(store):
+        for i, target in enumerate(TARGETS):
+            frames.append(store[song][target])
+            labels.append(np.full(len(store[song][target]), i))
+    return np.concatenate(frames), np.concatenate(labels)
+
+
+def mlp_score_table(model: StemClassifier, store: dict[str, dict[str, np.ndarray]]) -> ScoreTable:
+    """Score of a song's stem = mean probability that its frames are that stem (the label it
+    carries); unified = mean over the four stems."""
+    songs = sorted(store)
+    per_target = {t: np.array([class_probabilities(model, store[s][t])[i] for s in songs])
+                  for i, t in enumerate(TARGETS)}
+    return ScoreTable(songs, per_target, np.mean([per_target[t] for t in TARGETS], axis=0))

@@ -8,6 +8,7 @@ from .attribution_inputs import AttributeParams
 from .datasets import EffectsDBParams, Mixed23Params, PoolParams
 from .embeddings import EmbedParams
 from .evaluation import EvalParams
+from .fad import FADParams
 from .mlp import MLPParams
 from .params import BaseParams, ParamsError, from_dict
 from .render import RenderParams
@@ -17,7 +18,6 @@ from .unmix import TrainParams
 def _late() -> dict[str, type]:
     # stage-local sections live next to their stage; imported lazily to avoid cycles
     from ..check_metrics import CheckParams
-    from ..fad_scores import FADParams
     from .cleaning import CleaningParams
     from .fusion import FuseParams
 

@@ -1,0 +1,76 @@
+"""``python -m stages.clean``: rank a user's folder against a trusted clean set, keep the top."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import tone_stems, write_stems
+from test_scoring_stages import _params as _scoring_params
+
+from stages import clean
+from stages.lib.params import TARGETS
+from stages.lib.scores import ScoreTable
+
+
+def _params(tmp: Path) -> Path:
+    # unified FAD = plain mean over stems: with six songs, per-stem z-scores would bound the two
+    # swapped songs' huge vocals/bass FADs to the size of the noise in the other stems
+    path = _scoring_params(tmp)
+    text = path.read_text().replace("fad_scores: {}", "fad_scores: {normalize: none}")
+    path.write_text(text + "cleaning: {}\n")
+    return path
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> Path:
+    for i in range(6):
+        stems = tone_stems(seconds=1.0, seed=i)
+        if i >= 4:  # label noise: vocals and bass swapped
+            stems["vocals"], stems["bass"] = stems["bass"], stems["vocals"]
+        write_stems(tmp_path / "mine" / f"song{i}", stems)
+    for i in range(2):
+        write_stems(tmp_path / "trusted" / f"ref{i}", tone_stems(seconds=1.0, seed=10 + i))
+    return tmp_path
+
+
+@pytest.mark.parametrize("method", ["fad", "mlp"])
+def test_clean_ranks_corrupted_songs_last(folders: Path, method: str,
+                                          capsys: pytest.CaptureFixture) -> None:
+    out = folders / f"out_{method}"
+    clean.main(["--params", str(_params(folders)), "--songs", str(folders / "mine"),
+                "--reference", str(folders / "trusted"), "--method", method, "--ratio",
+                "0.5", "--out", str(out), "--quiet"])
+    table = ScoreTable.read(out / "ranking.csv")
+    worst = {table.songs[i] for i in table.unified.argsort()[:2]}
+    assert worst == {"song4", "song5"}
+    kept = json.loads((out / "kept.json").read_text())
+    assert set(kept["songs"]) == set(TARGETS) and kept["rule"] == "fixed"
+    names = {Path(p).name for p in kept["songs"]["drums"]}
+    assert len(names) == 3 and names <= {"song0", "song1", "song2", "song3"}
+    summary = capsys.readouterr().out
+    assert f"{method}: 6 songs scored" in summary and "kept 3 (r = 0.50, fixed)" in summary
+
+
+def test_clean_with_unlearning_and_auto_ratio(folders: Path) -> None:
+    out = folders / "out_unlearn"
+    clean.main(["--params", str(_params(folders)), "--songs", str(folders / "mine"),
+                "--reference", str(folders / "trusted"), "--method", "unlearn", "--out",
+                str(out), "--quiet"])
+    table = ScoreTable.read(out / "ranking.csv")
+    assert sorted(table.songs) == [f"song{i}" for i in range(6)]
+    kept = json.loads((out / "kept.json").read_text())
+    assert kept["rule"] == "auto" and 0 < kept["ratio"] <= 1
+    assert json.loads((out / "sidecar.json").read_text())["params"]["method"] == "unlearn"
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--ratio", "1.5"], "outside"), (["--ratio", "most"], "'most'"),
+    (["--method", "unlearn", "--kind", "musdb"], "use --kind folder")])
+def test_clean_bad_arguments(folders: Path, extra: list[str], message: str) -> None:
+    with pytest.raises(SystemExit, match=message):
+        clean.main(["--params", str(_params(folders)), "--songs", str(folders / "mine"),
+                    "--reference", str(folders / "trusted"), "--out", str(folders / "x"),
+                    "--quiet", *extra])
+    assert not (folders / "x").exists()
