@@ -163,3 +163,17 @@ def test_examples_are_written(tmp_path: Path) -> None:
     _build(build_mixed23, tmp_path, _params(tmp_path), "ex", "--examples", str(tmp_path / "listen"))
     written = sorted(p.name for p in (tmp_path / "listen" / "mixed23").iterdir())
     assert len(written) == 4 and all(n.startswith(("bleeding_", "label_noise_")) for n in written)
+
+
+def test_duplicate_track_names_across_sources(tmp_path: Path) -> None:
+    _pool(tmp_path / "clean", 4, prefix="c")
+    _pool(tmp_path / "ln", 2, prefix="c")  # c00, c01 also exist in the clean source
+    _pool(tmp_path / "bl", 2, prefix="b")
+    params = _params(tmp_path, build_mixed23={
+        "mode": "real", "real_clean": {"root": str(tmp_path / "clean")},
+        "real_label_noise": {"root": str(tmp_path / "ln")},
+        "real_bleeding": {"root": str(tmp_path / "bl")}})
+    with pytest.raises(SystemExit, match="duplicate track name 'c00' across sources"):
+        build_mixed23.main(["--params", str(params), "--out", str(tmp_path / "o"), "--truth",
+                            str(tmp_path / "o.json"), "--quiet"])
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.json").exists()

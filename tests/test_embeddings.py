@@ -91,3 +91,18 @@ def test_missing_weights_are_one_clear_error(tmp_path: Path) -> None:
         make_embedder(EmbedParams(backend="mert", model_dir=str(tmp_path / "nope")))
     with pytest.raises(ParamsError, match="embed.model_dir"):
         from_dict(EmbedParams, {"backend": "clap"}, "embed")
+
+
+def test_local_weights_load_with_the_network_blocked(tiny_hubert: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Weights come from disk only: with every socket connection refused, loading still works."""
+    import socket
+
+    def refuse(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        raise OSError("network access attempted during a benchmark run")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    emb = make_embedder(EmbedParams(backend="mert", model_dir=str(tiny_hubert), layer=1,
+                                    chunk_seconds=0.5, device="cpu"))
+    assert emb.embed(_audio(0.5), SR).shape[1] == 16

@@ -51,9 +51,12 @@ def test_folder_without_mixture_sums_stems(tmp_path: Path) -> None:
     np.testing.assert_array_equal(track.mixture, stem_sum(track.stems))
 
 
-def test_mono_is_upmixed_and_rate_resampled(tmp_path: Path) -> None:
+def test_mono_is_upmixed_and_rate_resampled(tmp_path: Path,
+                                            caplog: pytest.LogCaptureFixture) -> None:
     folder = write_stems(tmp_path / "mono", tone_stems(channels=1, sr=16000), sr=16000)
-    track = read_track_folder(folder, SR)
+    with caplog.at_level("INFO"):
+        track = read_track_folder(folder, SR)
+    assert f"vocals.wav: resampling 16000 Hz -> {SR} Hz" in caplog.text  # logged, per file
     assert track.stems["vocals"].shape == (2, SR)
     np.testing.assert_array_equal(track.stems["vocals"][0], track.stems["vocals"][1])
     # a 110 Hz tone survives resampling: its spectrum peaks at 110 Hz

@@ -114,3 +114,30 @@ def test_classifier_learns_separable_classes() -> None:
     assert frame_accuracy(model, frames, labels) > 0.95
     probs = class_probabilities(model, frames[labels == 2])
     assert probs.shape == (4,) and probs.argmax() == 2 and probs.sum() == pytest.approx(1.0)
+
+
+def test_a_silent_stem_scores_finite(tmp_path: Path) -> None:
+    """A song with a silent vocals stem (an instrumental) gets finite FAD and MLP scores."""
+    from stages.lib.embeddings import EmbedParams, embed_track, make_embedder
+    from stages.lib.fad import FADParams, fad_score_table
+    from stages.lib.mlp import labelled, mlp_score_table
+    from stages.lib.readers import iter_folder_dataset
+
+    silent = tone_stems(seconds=1.0, seed=5)
+    silent["vocals"][:] = 0.0
+    write_stems(tmp_path / "train" / "instrumental", silent)
+    write_stems(tmp_path / "train" / "song", tone_stems(seconds=1.0, seed=6))
+    for i in range(2):
+        write_stems(tmp_path / "ref" / f"r{i}", tone_stems(seconds=1.0, seed=10 + i))
+    embedder = make_embedder(EmbedParams(frame_seconds=0.05, n_mels=16))
+
+    def store(name: str) -> dict:
+        return {t.name: embed_track(embedder, t) for t in iter_folder_dataset(tmp_path / name, SR)}
+
+    train, ref = store("train"), store("ref")
+    for normalize in ("zscore", "none"):
+        table = fad_score_table(train, ref, FADParams(normalize=normalize))
+        assert np.isfinite(table.unified).all()
+        assert all(np.isfinite(v).all() for v in table.per_target.values())
+    model = train_classifier(*labelled(ref), MLPParams(epochs=5))
+    assert np.isfinite(mlp_score_table(model, train).unified).all()
