@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -104,11 +105,29 @@ def auto_ratio_table(scores_root: Path, truth_root: Path, seeds: tuple[int, ...]
     return lines
 
 
-def cost_table(cost_root: Path) -> list[str]:
-    """Wall time per stage family (sum and count of cells)."""
+CELL = re.compile(r".+_r(auto|[0-9.]+)")  # a cleaned condition: <method>_r<ratio>
+
+
+def is_current_cell(relative: Path, seeds: tuple[int, ...], cleaning: CleaningParams) -> bool:
+    """Whether a cost file belongs to the current grid: files of other seeds or of cleaned
+    conditions no longer in ``cleaning`` (DVC never deletes outputs of removed stages) are not."""
+    cells = {f"{m}_r{r}" for m in cleaning.methods for r in cleaning.ratios}
+    for part in relative.with_suffix("").parts:
+        if part.startswith("seed") and part[4:].isdigit() and int(part[4:]) not in seeds:
+            return False
+        if CELL.fullmatch(part) and part not in cells:
+            return False
+    return True
+
+
+def cost_table(cost_root: Path, seeds: tuple[int, ...], cleaning: CleaningParams) -> list[str]:
+    """Wall time per stage family (sum and count of the current grid's cells)."""
     families: dict[str, list[float]] = {}
     for path in sorted(cost_root.rglob("*.json")):
-        family = path.relative_to(cost_root).parts[0].removesuffix(".json")
+        relative = path.relative_to(cost_root)
+        if not is_current_cell(relative, seeds, cleaning):
+            continue
+        family = relative.parts[0].removesuffix(".json")
         families.setdefault(family, []).append(float(read_json(path)["wall_s"]))
     lines = ["| stage family | cells | total wall [s] | mean per cell [s] |", "|---|---|---|---|"]
     for family, values in families.items():
@@ -145,12 +164,13 @@ def run(argv: list[str] | None = None) -> None:
              "songs)", "", *sdr_table(edb, None, PAPER_T2)]
     lines += ["", "## Detection of the corrupted songs (unified score)", "",
               *detection_table(detection), ""]
+    cleaning = load_section(args.params, "cleaning", CleaningParams)
     if args.scores_root is not None and args.truth_root is not None:
-        cleaning = load_section(args.params, "cleaning", CleaningParams)
         lines += ["## `ratio: auto` — the ratio chosen from the score distribution (no retraining)",
                   "", *auto_ratio_table(args.scores_root, args.truth_root,
                                         load_base(args.params).seeds, cleaning.auto_min_ratio), ""]
-    lines += ["## Cost (this machine)", "", *cost_table(args.cost), ""]
+    lines += ["## Cost (this machine)", "", *cost_table(args.cost, load_base(args.params).seeds,
+                                                         cleaning), ""]
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines))
     if args.plots is not None:

@@ -26,7 +26,7 @@ def test_report_tables(tmp_path: Path) -> None:
     (tmp_path / "cost" / "train").mkdir(parents=True)
     (tmp_path / "cost" / "train" / "a.json").write_text(json.dumps({"wall_s": 10.0}))
     params = tmp_path / "params.yaml"
-    params.write_text("base:\n  seeds: [0]\n")
+    params.write_text("base:\n  seeds: [0]\ncleaning: {}\n")
     report.main(["--params", str(params), "--mixed23", str(tmp_path / "m.json"), "--effectsdb",
                  str(tmp_path / "e.json"), "--detection", str(tmp_path / "det"), "--cost",
                  str(tmp_path / "cost"), "--out", str(tmp_path / "r.md")])
@@ -48,3 +48,16 @@ def test_sdr_vs_ratio_rows_place_auto_at_its_chosen_ratio() -> None:
     assert report.sdr_vs_ratio_rows(data) == [
         ["fad", 0.5, 4.0, 0.1], ["fad", 1.0, 3.0, 0.1],
         ["fad (auto)", 0.44, 4.2, 0.1], ["fad (auto)", 1.0, 3.0, 0.1]]
+
+
+def test_cost_table_skips_cells_outside_the_current_grid(tmp_path: Path) -> None:
+    from stages.lib.cleaning import CleaningParams
+
+    for rel in ("retrain/mixed23/fad_r0.5/seed0.json", "retrain/mixed23/fad_r0.9/seed0.json",
+                "retrain/mixed23/fad_r0.5/seed7.json", "train/mixed23/contaminated/seed0.json",
+                "render.json"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text(json.dumps({"wall_s": 10.0}))
+    lines = report.cost_table(tmp_path, (0,), CleaningParams(methods=("fad",), ratios=(0.5,)))
+    assert "| retrain | 1 | 10 | 10.0 |" in lines and "| train | 1 | 10 | 10.0 |" in lines
+    assert "| render | 1 | 10 | 10.0 |" in lines
