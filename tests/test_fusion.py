@@ -60,7 +60,7 @@ def test_fuse_stage_averages_seeds_then_fuses(tmp_path: Path) -> None:
     (tmp_path / "fad").mkdir()
     _table(songs, [-4.0, -3.0, -2.0, -1.0]).write(tmp_path / "fad" / "scores.csv")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"base": {"seeds": [0, 1]}, "fuse": {}}))
+    params.write_text(yaml.safe_dump({"base": {"seeds": [0, 1]}, "fuse": {"normalize": "rank"}}))
     out = tmp_path / "unlearn+fad"
     fuse_stage.main(["--params", str(params), "--scores-root", str(tmp_path), "--hybrid",
                      "unlearn+fad", "--out", str(out)])

@@ -27,7 +27,7 @@ class FuseParams:
     hybrids: tuple[str, ...] = ("unlearn+fad",)
     weights: dict[str, float] = field(default_factory=lambda: {"unlearn": 1.0, "fad": 1.0,
                                                                "mlp": 1.0})
-    normalize: Normalise = "rank"
+    normalize: Normalise = "zscore"
 
     def __post_init__(self) -> None:
         for hybrid in self.hybrids:
