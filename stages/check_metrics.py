@@ -48,6 +48,12 @@ def metrics_at(rev: str, path: Path) -> dict:
     return json.loads(text)
 
 
+def revision_exists(rev: str) -> bool:
+    """Whether ``rev`` names a commit of the repository."""
+    return subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
+                          capture_output=True).returncode == 0
+
+
 def compare(old: dict, new: dict, params: CheckParams) -> tuple[list[tuple], bool]:
     """Rows ``(condition, key, old, new, change, status)`` and whether anything regressed."""
     rows, failed = [], False
@@ -85,8 +91,17 @@ def run(argv: list[str] | None = None) -> int:
           "| status |")
     print("|---|---|---|---|---|---|---|")
     for path in args.file or DEFAULT_FILES:
-        old = (metrics_at(args.against, path) if args.against
-               else read_json(args.baseline / path.name))
+        if not path.is_file():
+            raise ValueError(f"{path}: no such metrics file in the workspace (run dvc repro)")
+        try:
+            old = (metrics_at(args.against, path) if args.against
+                   else read_json(args.baseline / path.name))
+        except (ValueError, FileNotFoundError):
+            if args.against and not revision_exists(args.against):
+                raise
+            print(f"| {path.stem} | (all) | — | not in {args.against or args.baseline} | — | — "
+                  "| new |")
+            continue
         rows, bad = compare(old, read_json(path), params)
         failed |= bad
         for cond, key, a, b, change, status in rows:

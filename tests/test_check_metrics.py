@@ -60,3 +60,13 @@ def test_gate_against_a_baseline_folder(repo: Path, capsys: pytest.CaptureFixtur
 def test_unknown_revision(repo: Path) -> None:
     with pytest.raises(SystemExit, match="not in git"):
         check_metrics.main(["--against", "nonexistent-rev"])
+
+
+def test_a_set_missing_at_the_revision_is_new_not_an_error(repo: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    (repo / "metrics" / "extra.json").write_text(json.dumps(_metrics(1.0)))
+    with pytest.raises(SystemExit) as exit_info:
+        check_metrics.main(["--against", "HEAD", "--file", "metrics/mixed23.json", "--file",
+                            "metrics/extra.json"])
+    assert exit_info.value.code == 0
+    assert "| extra | (all) | — | not in HEAD | — | — | new |" in capsys.readouterr().out
