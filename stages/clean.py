@@ -25,11 +25,10 @@ from tqdm import tqdm
 
 from .lib.attribution import scores_from_delta
 from .lib.attribution_inputs import AttributeParams, attribute_models, load_song_inputs
-from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
 from .lib.embeddings import EmbedParams, embed_track, make_embedder
 from .lib.fad import FADParams, fad_score_table
-from .lib.filtering import auto_ratio, check_ratio, kept_songs
+from .lib.filtering import chosen_ratio, kept_songs, parse_ratio
 from .lib.io import atomic_path, dumps_json, sidecar
 from .lib.mlp import MLPParams, labelled, mlp_score_table, train_classifier
 from .lib.params import TARGETS, load_base, load_section
@@ -115,17 +114,10 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    if args.ratio != "auto":
-        try:
-            args.ratio = float(args.ratio)
-        except ValueError:
-            raise ValueError(f"--ratio {args.ratio!r}: a number in (0, 1] or 'auto'") from None
-        check_ratio(args.ratio, "--ratio")
+    args.ratio = parse_ratio(args.ratio)
     with timed(None, "clean") as cost:
         table = score(args)
-    ratio = (auto_ratio(table.unified, load_section(args.params, "cleaning",
-                                                    CleaningParams).auto_min_ratio)
-             if args.ratio == "auto" else args.ratio)
+    ratio = chosen_ratio(args.ratio, table.unified, args.params)
     kept = kept_songs(table, ratio, "unified")["vocals"]
     where = {p.name: str(p) for p in list_track_folders(args.songs)} if args.kind == "folder" \
         else {s: s for s in table.songs}

@@ -15,11 +15,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
-from .lib.filtering import auto_ratio, kept_songs, mean_table
+from .lib.filtering import chosen_ratio, kept_songs, mean_table, parse_ratio
 from .lib.io import write_json
-from .lib.params import load_base, load_section
+from .lib.params import load_base
 from .lib.readers import list_track_folders
 from .lib.scores import ScoreTable, method_tables
 
@@ -39,6 +38,7 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    spec = parse_ratio(args.ratio)
     paths, mode = list(args.scores), args.mode
     if args.method:
         if args.scores_root is None:
@@ -58,18 +58,11 @@ def run(argv: list[str] | None = None) -> None:
     if missing or len(table.songs) != len(folders):
         raise ValueError(f"{paths[0]}: scores do not cover {args.dataset} "
                          f"(missing folders for {missing[:3]})")
-    if args.ratio == "auto":
-        ratio = auto_ratio(table.unified,
-                           load_section(args.params, "cleaning", CleaningParams).auto_min_ratio)
-        log.info("auto ratio: %.3f", ratio)
-    else:
-        try:
-            ratio = float(args.ratio)
-        except ValueError:
-            raise ValueError(f"--ratio {args.ratio!r}: a number in (0, 1] or 'auto'") from None
+    ratio = chosen_ratio(spec, table.unified, args.params)
+    log.info("ratio: %.3f (%s)", ratio, "auto" if spec == "auto" else "fixed")
     kept = kept_songs(table, ratio, mode)
     write_json(args.out, {"songs": {t: [folders[s] for s in names] for t, names in kept.items()},
-                          "ratio": ratio, "rule": "auto" if args.ratio == "auto" else "fixed",
+                          "ratio": ratio, "rule": "auto" if spec == "auto" else "fixed",
                           "mode": mode, "n_total": len(table.songs), "n_tables": len(paths)})
     log.info("kept %s of %d songs", {t: len(v) for t, v in kept.items()}, len(table.songs))
 

@@ -12,11 +12,12 @@ songs more likely to belong to the higher-scoring component (at least ``min_rati
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from .params import TARGETS
+from .params import TARGETS, load_section
 from .scores import ScoreTable
 
 Mode = Literal["unified", "per_target"]
@@ -26,6 +27,28 @@ def check_ratio(ratio: float, where: str = "ratio") -> None:
     """Raise unless ``0 < ratio <= 1``."""
     if not (0.0 < ratio <= 1.0):
         raise ValueError(f"{where}: {ratio} is outside (0, 1] (r is the proportion retained)")
+
+
+def parse_ratio(text: str) -> float | Literal["auto"]:
+    """A ``--ratio`` argument: ``auto`` or a proportion in (0, 1]; anything else is one error."""
+    if text == "auto":
+        return "auto"
+    try:
+        ratio = float(text)
+    except ValueError:
+        raise ValueError(f"--ratio {text!r}: a number in (0, 1] or 'auto'") from None
+    check_ratio(ratio, "--ratio")
+    return ratio
+
+
+def chosen_ratio(spec: float | Literal["auto"], scores: np.ndarray, params: Path) -> float:
+    """The proportion retained: ``spec`` itself, or :func:`auto_ratio` of ``scores`` with the
+    ``cleaning.auto_min_ratio`` of ``params`` (read only then)."""
+    if spec != "auto":
+        return spec
+    from .cleaning import CleaningParams
+
+    return auto_ratio(scores, load_section(params, "cleaning", CleaningParams).auto_min_ratio)
 
 
 def keep_top(songs: list[str], scores: np.ndarray, ratio: float) -> list[str]:
