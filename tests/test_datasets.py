@@ -46,6 +46,13 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()
 
 
+def _real_params(tmp: Path) -> Path:
+    """Params for real-mode Mixed23 from ``tmp/{clean,ln,bl}`` folders."""
+    return _params(tmp, build_mixed23={
+        "mode": "real", "real_clean": {"root": str(tmp / "clean")},
+        "real_label_noise": {"root": str(tmp / "ln")}, "real_bleeding": {"root": str(tmp / "bl")}})
+
+
 def _build(module, tmp: Path, params: Path, name: str, *extra: str) -> tuple[Path, Path]:
     out, truth = tmp / name, tmp / f"{name}.json"
     module.main(["--params", str(params), "--pool", str(tmp / "pool"), "--out", str(out),
@@ -97,10 +104,7 @@ def test_effectsdb_thirds(tmp_path: Path) -> None:
 def test_real_mode_reads_folders(tmp_path: Path) -> None:
     for name, n in (("clean", 4), ("ln", 2), ("bl", 2)):
         _pool(tmp_path / name, n, prefix=f"{name}-")
-    params = _params(tmp_path, build_mixed23={
-        "mode": "real", "real_clean": {"root": str(tmp_path / "clean")},
-        "real_label_noise": {"root": str(tmp_path / "ln")},
-        "real_bleeding": {"root": str(tmp_path / "bl")}})
+    params = _real_params(tmp_path)
     out = tmp_path / "real"
     build_mixed23.main(["--params", str(params), "--out", str(out), "--truth",
                         str(tmp_path / "real.json"), "--quiet"])
@@ -148,10 +152,7 @@ def test_track_without_all_stems_in_real_folder(tmp_path: Path) -> None:
     _pool(tmp_path / "ln", 2, prefix="l")
     _pool(tmp_path / "bl", 2, prefix="b")
     (tmp_path / "bl" / "b00" / "drums.wav").unlink()
-    params = _params(tmp_path, build_mixed23={
-        "mode": "real", "real_clean": {"root": str(tmp_path / "clean")},
-        "real_label_noise": {"root": str(tmp_path / "ln")},
-        "real_bleeding": {"root": str(tmp_path / "bl")}})
+    params = _real_params(tmp_path)
     with pytest.raises(SystemExit, match="drums.wav: missing stem file"):
         build_mixed23.main(["--params", str(params), "--out", str(tmp_path / "o"), "--truth",
                             str(tmp_path / "o.json"), "--quiet"])
@@ -169,10 +170,7 @@ def test_duplicate_track_names_across_sources(tmp_path: Path) -> None:
     _pool(tmp_path / "clean", 4, prefix="c")
     _pool(tmp_path / "ln", 2, prefix="c")  # c00, c01 also exist in the clean source
     _pool(tmp_path / "bl", 2, prefix="b")
-    params = _params(tmp_path, build_mixed23={
-        "mode": "real", "real_clean": {"root": str(tmp_path / "clean")},
-        "real_label_noise": {"root": str(tmp_path / "ln")},
-        "real_bleeding": {"root": str(tmp_path / "bl")}})
+    params = _real_params(tmp_path)
     with pytest.raises(SystemExit, match="duplicate track name 'c00' across sources"):
         build_mixed23.main(["--params", str(params), "--out", str(tmp_path / "o"), "--truth",
                             str(tmp_path / "o.json"), "--quiet"])
