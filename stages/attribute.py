@@ -54,7 +54,7 @@ def run(argv: list[str] | None = None) -> None:
         train, reference = inputs(train_folders, "excerpts train"), inputs(ref_folders, "excerpts ref")
         models = {t: load_model(args.models / f"{t}.pth", config) for t in TARGETS}
         deltas, summary = attribute_models(models, train, reference, params.unlearn, args.quiet)
-        unified, per_target = scores_from_delta(deltas)
+        unified, per_target = scores_from_delta(deltas, params.aggregate)
         names = [s.name for s in train]
         with atomic_path(args.out) as tmp:
             tmp.mkdir()

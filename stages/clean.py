@@ -78,7 +78,7 @@ def unlearn_table(songs: Path, reference: Path, params_path: Path, seed: int,
 
     deltas, _ = attribute_models(models, inputs(folders, "excerpts"), inputs(valid, "reference"),
                                  attr.unlearn, quiet)
-    unified, per_target = scores_from_delta(deltas)
+    unified, per_target = scores_from_delta(deltas, attr.aggregate)
     return ScoreTable([Path(f).name for f in folders], per_target, unified)
 
 

@@ -60,7 +60,9 @@ def plant(songs: Path, reference: Path, out: Path, sample_rate: int, seed: int =
 
 
 def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
-    """Ranks of the planted songs in the unified score and the copy's own reference column."""
+    """Ranks of the planted songs in the unified score (under both aggregations of ΔL: the
+    paper's mean, keys without suffix, and per-reference z-scores, ``_zscore``) and in the
+    copy's own reference column."""
     delta = read_json(scores / "delta.json")
     names, refs = delta["train_names"], delta["reference_names"]
     copy = next(n for n in names if n.startswith("copy_"))
@@ -68,10 +70,15 @@ def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
     matrices = {t: np.asarray(m, dtype=np.float64) for t, m in delta["delta"].items()}
     clean = {row["name"] for row in read_json(truth)["tracks"] if row["corruption"] == "clean"}
     result = sanity_ranks(matrices, names, copy, own, NOISE, clean)
+    zscored = sanity_ranks(matrices, names, copy, own, NOISE, clean, "zscore")
+    result |= {f"{key}_zscore": value for key, value in zscored.items()
+               if key not in ("n_songs", "copy_rank_own_reference")}
     write_json(metrics, result)
-    log.info("copy rank %d/%d (own column %d), noise rank %d/%d, below every clean song: %s",
-             result["copy_rank"], result["n_songs"], result["copy_rank_own_reference"],
-             result["noise_rank"], result["n_songs"], bool(result["noise_below_all_clean"]))
+    for suffix, label in (("", "mean"), ("_zscore", "zscore")):
+        log.info("%s: copy rank %d/%d (own column %d), noise rank %d/%d, below every clean "
+                 "song: %s", label, result[f"copy_rank{suffix}"], result["n_songs"],
+                 result["copy_rank_own_reference"], result[f"noise_rank{suffix}"],
+                 result["n_songs"], bool(result[f"noise_below_all_clean{suffix}"]))
     return result
 
 

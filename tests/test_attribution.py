@@ -151,6 +151,21 @@ def test_scores_unified_is_mean_over_targets_and_refs() -> None:
     np.testing.assert_allclose(per_target["bass"], [2.0, 2.0])
 
 
+def test_zscore_aggregation_gives_every_reference_an_equal_vote() -> None:
+    # reference 0 has 100x the scale of reference 1 and the opposite ordering of the songs
+    delta = np.array([[10.0, 0.1], [0.0, 0.3], [5.0, 0.2]])
+    mean, _ = scores_from_delta({"vocals": delta})
+    np.testing.assert_allclose(mean, [5.05, 0.15, 2.6])  # the big reference decides alone
+    zscored, per_target = scores_from_delta({"vocals": delta}, "zscore")
+    # column z-scores: [1.22, -1.22, 0] and [-1.22, 1.22, 0] -> the two votes cancel
+    np.testing.assert_allclose(zscored, [0.0, 0.0, 0.0], atol=1e-12)
+    np.testing.assert_allclose(per_target["vocals"], zscored)
+    constant = scores_from_delta({"vocals": np.ones((3, 2))}, "zscore")[0]
+    np.testing.assert_array_equal(constant, np.zeros(3))  # no division by zero
+    with pytest.raises(ValueError, match="attribute.aggregate"):
+        scores_from_delta({"vocals": delta}, "max")  # type: ignore[arg-type]
+
+
 def test_auroc_and_ap_against_brute_force() -> None:
     rng = np.random.default_rng(0)
     scores = rng.standard_normal(30).round(1)  # rounding creates ties

@@ -74,6 +74,9 @@ def test_plant_and_check(tmp_path: Path) -> None:
                  "--metrics", str(tmp_path / "m.json")])
     result = json.loads((tmp_path / "m.json").read_text())
     assert result["copy_rank"] == 1.0 and result["noise_rank"] == 4.0
+    # z-scored columns (by hand): s0 0.44, s1 0.19, copy 0.59, noise -1.22
+    assert result["copy_rank_zscore"] == 1.0 and result["noise_rank_zscore"] == 4.0
+    assert result["noise_below_all_clean_zscore"] == 1.0
 
 
 def test_check_needs_its_arguments() -> None:

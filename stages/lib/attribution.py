@@ -177,11 +177,32 @@ def attribute(model: torch.nn.Module, train: list[tuple[torch.Tensor, torch.Tens
     return Attribution(delta.numpy(), base.double().numpy(), lam, float(fisher.mean()))
 
 
-def scores_from_delta(deltas: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Unified score (mean over references and targets) and per-target scores (mean over refs)."""
+Aggregate = Literal["mean", "zscore"]
+
+
+def scores_from_delta(deltas: dict[str, np.ndarray], aggregate: Aggregate = "mean"
+                      ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Unified score (mean over references and targets) and per-target scores (mean over refs).
+
+    ``mean`` is the paper's aggregation. ``zscore`` first standardises every reference column of
+    ΔL over the training songs, so each reference casts an equal vote whatever its loss scale
+    (a reference with large gradients otherwise dominates the mean, and one reference's strong
+    vote, e.g. for an exact copy of it, is diluted by the others' scale).
+    """
+    if aggregate == "zscore":
+        deltas = {t: _column_zscores(d) for t, d in deltas.items()}
+    elif aggregate != "mean":
+        raise ValueError(f"attribute.aggregate: unknown aggregation {aggregate!r} (mean | zscore)")
     per_target = {t: d.mean(axis=1) for t, d in deltas.items()}
     unified = np.mean([d.mean(axis=1) for d in deltas.values()], axis=0)
     return unified, per_target
+
+
+def _column_zscores(delta: np.ndarray) -> np.ndarray:
+    """Each column standardised over the rows; a constant column becomes zeros."""
+    delta = np.asarray(delta, dtype=np.float64)
+    std = delta.std(axis=0)
+    return np.divide(delta - delta.mean(axis=0), std, out=np.zeros_like(delta), where=std > 0)
 
 
 def descending_ranks(values: np.ndarray) -> np.ndarray:
@@ -192,10 +213,10 @@ def descending_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def sanity_ranks(deltas: dict[str, np.ndarray], names: list[str], copy: str, own_reference: int,
-                 noise: str, clean: set[str]) -> dict[str, float]:
+                 noise: str, clean: set[str], aggregate: Aggregate = "mean") -> dict[str, float]:
     """Where two planted songs land: an exact copy of reference song ``own_reference`` and a
     pure-noise song, among ``names`` (the rows of every ``[N, M]`` ΔL matrix)."""
-    unified, _ = scores_from_delta(deltas)
+    unified, _ = scores_from_delta(deltas, aggregate)
     ranks = descending_ranks(unified)
     own = descending_ranks(np.mean([d[:, own_reference] for d in deltas.values()], axis=0))
     i_copy, i_noise = names.index(copy), names.index(noise)

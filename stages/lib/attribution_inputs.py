@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .attribution import UnlearnParams, attribute
+from .attribution import Aggregate, UnlearnParams, attribute
 from .audio import AudioError, read_wav
 from .params import TARGETS, check
 from .unmix import spectrogram
@@ -25,9 +25,11 @@ from .unmix import spectrogram
 
 @dataclass(frozen=True)
 class AttributeParams:
-    """``attribute`` section: excerpts per song, their length and seed, and the unlearning step."""
+    """``attribute`` section: excerpts per song, their length and seed, the unlearning step and
+    how the ΔL matrix is aggregated into scores."""
 
     unlearn: UnlearnParams = field(default_factory=UnlearnParams)
+    aggregate: Aggregate = "mean"
     excerpts_per_song: int = 4
     excerpt_seconds: float = 2.0
     seed: int = 0
@@ -37,6 +39,7 @@ class AttributeParams:
         check(self.excerpts_per_song >= 1, "attribute.excerpts_per_song", "must be >= 1")
         check(self.excerpt_seconds > 0, "attribute.excerpt_seconds", "must be > 0")
         check(self.threads >= 1, "attribute.threads", "must be >= 1")
+        check(self.aggregate in ("mean", "zscore"), "attribute.aggregate", "must be mean | zscore")
 
 
 def excerpt_offsets(name: str, n_samples: int, length: int, count: int, seed: int) -> list[int]:
