@@ -1,6 +1,10 @@
 """Stage ``render``: Bach chorales -> four-stem songs in MUSDB18-HQ layout, plus a manifest.
 
     python -m stages.render --out data/rendered --cost metrics/cost/render.json
+
+``render.real_reference`` / ``render.real_test`` replace a split by the first tracks of a real
+dataset (the paper profile: MUSDB18-HQ test as the clean reference set, a held-out folder as the
+test set), written in the same layout so every later stage reads them like rendered songs.
 """
 
 from __future__ import annotations
@@ -12,15 +16,17 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .lib.audio import write_track
-from .lib.cli import setup_logging, stage_parser, timed
+from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.datasets import real_tracks
 from .lib.io import atomic_path, dumps_json, library_versions
 from .lib.params import as_plain, load_base, load_section
 from .lib.render import RenderParams, assign_pieces, default_soundfont, plan_song, render_song
 
 log = logging.getLogger("stages.render")
+REAL_KEYS = ("real_reference", "real_test")
 
 
-def main(argv: list[str] | None = None) -> None:
+def run(argv: list[str] | None = None) -> None:
     """Render the train / reference / test splits into ``--out``."""
     parser = stage_parser(__doc__ or "", cost=True, progress=True)
     parser.add_argument("--out", type=Path, required=True, help="output dataset folder")
@@ -35,18 +41,35 @@ def main(argv: list[str] | None = None) -> None:
     with timed(args.cost, "render") as cost, atomic_path(args.out) as tmp:
         splits = assign_pieces(params)
         rows = []
-        jobs = [(split, score) for split, scores in splits.items() for score in scores]
+        real = {split: spec for split, spec in (("reference", params.real_reference),
+                                                ("test", params.real_test)) if spec is not None}
+        for split, spec in real.items():
+            count = params.n_reference if split == "reference" else params.n_test
+            for track in tqdm(real_tracks(spec, base.sample_rate, count, f"render.real_{split}"),
+                              desc=f"read {split}", total=count, unit="song", disable=args.quiet):
+                write_track(tmp / split / track.name, track)
+                rows.append({"split": split, "name": track.name, "source": f"{spec.kind}:{spec.root}"})
+        jobs = [(split, score) for split, scores in splits.items() if split not in real
+                for score in scores]
         for split, score in tqdm(jobs, desc="render", unit="song", disable=args.quiet):
             plan = plan_song(score, split, params)
             track = render_song(score, plan, params, base.sample_rate, soundfont)
             write_track(tmp / split / track.name, track)
             rows.append(dataclasses.asdict(plan))
-        manifest = {"params": as_plain(params), "sample_rate": base.sample_rate,
+        # unset real splits are left out: a rendered-only manifest stays as it was before they
+        # existed (every training depends on data/rendered, so its bytes are a cache key)
+        plain = {k: v for k, v in as_plain(params).items() if not (k in REAL_KEYS and v is None)}
+        manifest = {"params": plain, "sample_rate": base.sample_rate,
                     "soundfont": soundfont.name, "versions": library_versions(("music21",
                     "pyfluidsynth", "pretty_midi", "numpy", "soundfile")), "tracks": rows}
         (tmp / "manifest.json").write_text(dumps_json(manifest))
-        cost.update(songs=len(rows), audio_s=round(len(rows) * params.excerpt_seconds, 1))
-    log.info("rendered %s", {k: len(v) for k, v in splits.items()})
+        cost.update(songs=len(rows), audio_s=round(len(jobs) * params.excerpt_seconds, 1))
+    log.info("rendered %s", {k: len(v) for k, v in splits.items() if k not in real})
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point."""
+    exit_on_user_error("render", run, argv)
 
 
 if __name__ == "__main__":

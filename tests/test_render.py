@@ -89,3 +89,39 @@ def test_render_stage_end_to_end(tmp_path: Path) -> None:
     assert len(tracks) == 2 and tracks[0].num_samples == 2 * SR
     assert json.loads((tmp_path / "c.json").read_text())["songs"] == 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+
+
+def test_render_reads_real_reference_and_test_splits(tmp_path: Path) -> None:
+    """The paper profile's path: reference / test splits come from real folders (resampled to
+    the benchmark's rate), only the training pool is rendered; a missing root names its key."""
+    from conftest import tone_stems, write_stems
+
+    from stages import render
+
+    for i, name in enumerate(("musdb_b", "musdb_a", "musdb_c")):
+        write_stems(tmp_path / "musdb_test" / name, tone_stems(2.5, 8000, seed=i))
+    spec = {"kind": "folder", "root": str(tmp_path / "musdb_test")}
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({
+        "base": {"seeds": [0], "sample_rate": SR, "targets": list(TARGETS)},
+        "render": {"n_train": 1, "n_reference": 2, "n_test": 1, "excerpt_seconds": 2.0,
+                   "real_reference": spec}}))
+    out = tmp_path / "rendered"
+    render.main(["--params", str(params), "--out", str(out), "--quiet"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [(r["split"], r["name"]) for r in manifest["tracks"]][:2] == [
+        ("reference", "musdb_a"), ("reference", "musdb_b")]  # the first two, sorted
+    assert manifest["tracks"][0]["source"] == f"folder:{tmp_path / 'musdb_test'}"
+    reference = list(iter_folder_dataset(out / "reference", SR))
+    assert [t.name for t in reference] == ["musdb_a", "musdb_b"]
+    assert reference[0].num_samples == int(2.5 * SR)  # resampled from 8 kHz, full length
+    assert len(list(iter_folder_dataset(out / "test", SR))) == 1  # still rendered
+    assert len(list(iter_folder_dataset(out / "train", SR))) == 1
+
+    missing = dict(spec, root=str(tmp_path / "nowhere"))
+    params.write_text(yaml.safe_dump({
+        "base": {"seeds": [0], "sample_rate": SR, "targets": list(TARGETS)},
+        "render": {"n_train": 1, "n_reference": 1, "n_test": 1, "real_test": missing}}))
+    with pytest.raises(SystemExit, match=r"error: render: render.real_test.root: .*nowhere not found"):
+        render.main(["--params", str(params), "--out", str(tmp_path / "r2"), "--quiet"])
+    assert not (tmp_path / "r2").exists()  # nothing half-written

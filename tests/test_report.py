@@ -61,3 +61,24 @@ def test_cost_table_skips_cells_outside_the_current_grid(tmp_path: Path) -> None
     lines = report.cost_table(tmp_path, (0,), CleaningParams(methods=("fad",), ratios=(0.5,)))
     assert "| retrain | 1 | 10 | 10.0 |" in lines and "| train | 1 | 10 | 10.0 |" in lines
     assert "| render | 1 | 10 | 10.0 |" in lines
+
+
+def test_auto_vs_grid_table_compares_with_the_best_fixed_ratio(tmp_path: Path) -> None:
+    def stats(mean: float, std: float = 0.2) -> dict:
+        return {"museval_sdr_db_avg": {"mean": mean, "std": std, "n": 3}}
+
+    data = {"conditions": {"contaminated": stats(3.0), "fad_r0.5": stats(4.0),
+                           "fad_r0.75": stats(4.5), "fad_rauto": stats(4.35),
+                           "mlp_r0.5": stats(4.0), "mlp_rauto": stats(3.7),
+                           "unlearn_rauto": stats(4.0)},  # no grid: no row
+            "composition": {"fad_rauto": {"ratio_retained": 0.44},
+                            "mlp_rauto": {"ratio_retained": 0.6}}}
+    for cond, wall in (("fad_r0.5", 100.0), ("fad_r0.75", 110.0), ("fad_rauto", 90.0)):
+        (tmp_path / "retrain" / "m" / cond).mkdir(parents=True)
+        (tmp_path / "retrain" / "m" / cond / "seed0.json").write_text(json.dumps({"wall_s": wall}))
+    lines = report.auto_vs_grid_table({"m": data}, tmp_path, (0,))
+    assert lines[2] == ("| m | fad | 0.5, 0.75 | 0.75 | 4.50 ± 0.20 | 0.44 | 4.35 ± 0.20 | yes "
+                        "| 2, 210 s | 1, 90 s |")
+    assert lines[3] == ("| m | mlp | 0.5 | 0.5 | 4.00 ± 0.20 | 0.60 | 3.70 ± 0.20 | **no** "
+                        "| 1, — | 1, — |")
+    assert len(lines) == 4

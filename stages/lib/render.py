@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import Track
+from .datasets import SourceSpec
 from .params import TARGETS, check
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ class RenderParams:
     other_programs: tuple[int, ...] = OTHER_PROGRAMS
     soundfont: str | None = None
     synth_gain: float = 0.6
+    real_reference: SourceSpec | None = None  # read these splits from a real dataset instead
+    real_test: SourceSpec | None = None       # (first n_reference / n_test tracks, sorted)
 
     def __post_init__(self) -> None:
         for key in ("n_train", "n_reference", "n_test"):
