@@ -72,7 +72,7 @@ def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
     result = sanity_ranks(matrices, names, copy, own, NOISE, clean)
     zscored = sanity_ranks(matrices, names, copy, own, NOISE, clean, "zscore")
     result |= {f"{key}_zscore": value for key, value in zscored.items()
-               if key not in ("n_songs", "copy_rank_own_reference")}
+               if key.startswith(("copy_rank", "noise", "copy_above")) and "reference" not in key}
     write_json(metrics, result)
     for suffix, label in (("", "mean"), ("_zscore", "zscore")):
         log.info("%s: copy rank %d/%d (own column %d), noise rank %d/%d, below every clean "

@@ -28,6 +28,7 @@ def test_sanity_ranks_on_hand_made_matrices() -> None:
     out = sanity_ranks({t: delta for t in TARGETS}, names, "copy_r0", 0, "noise",
                        {"clean_a", "clean_b"})
     assert out == {"n_songs": 5, "copy_rank": 1.0, "copy_rank_own_reference": 1.0,
+                   "copy_rank_other_references_median": 3.5,  # ties with the noise in r1
                    "noise_rank": 4.0, "copy_above_clean_median": 1.0,
                    "noise_below_all_clean": 1.0}
     flipped = sanity_ranks({t: -delta for t in TARGETS}, names, "copy_r0", 0, "noise",

@@ -218,12 +218,17 @@ def sanity_ranks(deltas: dict[str, np.ndarray], names: list[str], copy: str, own
     pure-noise song, among ``names`` (the rows of every ``[N, M]`` ΔL matrix)."""
     unified, _ = scores_from_delta(deltas, aggregate)
     ranks = descending_ranks(unified)
-    own = descending_ranks(np.mean([d[:, own_reference] for d in deltas.values()], axis=0))
+    over_targets = np.mean(list(deltas.values()), axis=0)  # [N, M]
+    columns = np.stack([descending_ranks(col) for col in over_targets.T], axis=1)
+    own = columns[:, own_reference]
     i_copy, i_noise = names.index(copy), names.index(noise)
+    others = np.delete(columns[i_copy], own_reference)
     clean_idx = [i for i, n in enumerate(names) if n in clean]
     if not clean_idx:
         raise ValueError("sanity check: no clean song among the attributed songs")
     return {"n_songs": len(names), "copy_rank": float(ranks[i_copy]),
-            "copy_rank_own_reference": float(own[i_copy]), "noise_rank": float(ranks[i_noise]),
+            "copy_rank_own_reference": float(own[i_copy]),
+            "copy_rank_other_references_median": float(np.median(others)) if others.size else 0.0,
+            "noise_rank": float(ranks[i_noise]),
             "copy_above_clean_median": float(unified[i_copy] > np.median(unified[clean_idx])),
             "noise_below_all_clean": float(unified[i_noise] < unified[clean_idx].min())}
