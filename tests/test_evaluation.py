@@ -1,11 +1,18 @@
-"""SDR functions against closed forms; museval wrapper; parallel scoring equals serial."""
+"""SDR functions against closed forms and against museval itself; parallel scoring equals serial."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from stages.lib.evaluation import mdx_sdr, median_or_none, museval_sdr, score_songs, summarize
+from stages.lib.evaluation import (
+    bsseval_v4_sdr,
+    mdx_sdr,
+    median_or_none,
+    museval_sdr,
+    score_songs,
+    summarize,
+)
 from stages.lib.params import TARGETS
 
 SR = 8000
@@ -37,6 +44,44 @@ def test_museval_perfect_and_noisy_estimates() -> None:
     noisy = {t: a + 0.1 * rng.standard_normal(a.shape).astype(np.float32) for t, a in refs.items()}
     scores = museval_sdr(refs, noisy, SR)
     assert all(-5 < v < 5 for v in scores.values())  # 0 dB SNR, within the projection's slack
+
+
+@pytest.mark.parametrize("case", ["plain", "silent_windows", "longer_estimate", "shorter_estimate",
+                                  "short_signal", "hop_overlap", "perfect_window"])
+def test_bsseval_v4_sdr_equals_museval(case: str) -> None:
+    """The closed form equals museval's BSSEval v4 (images, v4 filters) window by window,
+    including its framing, padding and silence rules."""
+    import museval
+
+    rng = np.random.default_rng(len(case))
+    n, win, hop = 2500, 400, 400
+    refs = rng.standard_normal((3, n, 2))
+    ests = 0.7 * refs + 0.3 * refs[[1, 2, 0]] + 0.2 * rng.standard_normal((3, n, 2))
+    ests[0] = np.convolve(refs[0, :, 0], [0.5, 0.3, 0.2], mode="same")[:, None]  # filtered
+    if case == "silent_windows":
+        refs[1, 400:800] = 0.0                  # a silent reference window
+        ests[2, 1200:1600] = 0.0                # a silent estimate window
+        refs[0, 1600:2000, 1] = -refs[0, 1600:2000, 0]  # channel sum zero: museval calls it silent
+    elif case == "longer_estimate":
+        ests = np.concatenate([ests, rng.standard_normal((3, 300, 2))], axis=1)
+    elif case == "shorter_estimate":
+        ests = ests[:, :2100]
+    elif case == "short_signal":
+        win = hop = 4000                        # one window longer than the signal
+    elif case == "hop_overlap":
+        hop = 250
+    elif case == "perfect_window":
+        ests[:, 0:400] = refs[:, 0:400]         # error exactly zero (see the end)
+    expected = museval.evaluate(refs, ests, win=win, hop=hop, mode="v4")[0]
+    got = bsseval_v4_sdr(refs, ests, win, hop)
+    assert got.shape == expected.shape
+    if case == "perfect_window":  # the one difference: museval's filters leave rounding noise
+        assert np.isinf(got[:, 0]).all() and (expected[:, 0] > 300).all()
+        got, expected = got[:, 1:], expected[:, 1:]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-9)
+    if case == "silent_windows":
+        assert np.isnan(got[:, [1, 3, 4]]).all() and np.isfinite(got[:, [0, 2, 5]]).all()
 
 
 def test_silent_stem_gives_none_not_nan() -> None:

@@ -1,9 +1,16 @@
-"""Separation with trained target models and SDR scoring (museval BSSEval v4 and MDX global SDR).
+"""Separation with trained target models and SDR scoring (BSSEval v4 and MDX global SDR).
 
-``museval`` SDR is the paper's metric: BSSEval v4 on 1 s windows, median over the windows of a
-song (windows where the reference is silent are NaN and skipped, museval's rule), then median over
-songs per target. The MDX global SDR (``10 log10(Σs² / Σ(s − ŝ)²)`` per song) is the challenge
-metric and far cheaper. Scoring runs in worker processes, one song each; results equal a serial run.
+The BSSEval v4 SDR (museval's ``evaluate(..., mode="v4")``) is the paper's metric: 1 s windows,
+median over the windows of a song (windows where any reference or estimate is silent are NaN and
+skipped, museval's rule), then median over songs per target. The MDX global SDR
+(``10 log10(Σs² / Σ(s − ŝ)²)`` per song) is the challenge metric. Scoring runs in worker
+processes, one song each; results equal a serial run.
+
+BSSEval v4 *image* SDR needs none of museval's distortion filters: its true-source term is the
+reference itself, and the three error terms sum to ``estimate − reference``, so per window
+``SDR = 10 log10(Σ s² / Σ (ŝ − s)²)``. ``bsseval_v4_sdr`` computes exactly that with museval's
+framing, padding and silence rules (tests compare it with museval on random signals to 1e-9 dB);
+museval spends ≈ 95 % of its time on the projection filters that only ISR / SIR / SAR need.
 """
 
 from __future__ import annotations
@@ -76,14 +83,47 @@ def mdx_sdr(reference: np.ndarray, estimate: np.ndarray) -> float:
     return float(10.0 * np.log10((MDX_DELTA + np.sum(ref**2)) / (MDX_DELTA + np.sum(err**2))))
 
 
+def bsseval_v4_sdr(references: np.ndarray, estimates: np.ndarray, win: int, hop: int) -> np.ndarray:
+    """museval's ``evaluate(references, estimates, win, hop, mode="v4")[0]``: SDR ``[nsrc, nwin]``.
+
+    ``references`` / ``estimates`` are ``[nsrc, nsampl, nchan]``; estimates are cut or zero-padded
+    to the references' length; windows ``[t·hop, t·hop + win)`` (the incomplete tail is dropped
+    unless the signal is shorter than one window); a window where any source of either side is
+    silent (its channel sum is zero throughout) is NaN for every source. The one difference: a
+    window reconstructed exactly gives +inf where museval's filters leave ≈ 340 dB of rounding.
+    """
+    refs = np.asarray(references, dtype=np.float64)
+    ests = np.asarray(estimates, dtype=np.float64)
+    n = refs.shape[1]
+    if ests.shape[1] >= n:
+        ests = ests[:, :n]
+    else:
+        ests = np.pad(ests, [(0, 0), (0, n - ests.shape[1]), (0, 0)])
+    nwin = int(np.floor((n - win + hop) / hop)) if win < n else 1
+    out = np.full((refs.shape[0], nwin), np.nan)
+    for t in range(nwin):
+        window = slice(t * hop, min(t * hop + win, n))
+        ref, est = refs[:, window], ests[:, window]
+        if _any_silent(ref) or _any_silent(est):
+            continue
+        num = np.sum(ref**2, axis=(1, 2))
+        den = np.sum((est - ref) ** 2, axis=(1, 2))
+        with np.errstate(divide="ignore"):
+            out[:, t] = np.where(den == 0, np.inf, 10 * np.log10(num / np.where(den == 0, 1, den)))
+    return out
+
+
+def _any_silent(sources: np.ndarray) -> bool:
+    """museval's rule: a source is silent when its channel sum is zero at every sample."""
+    return bool(np.any(np.all(np.sum(sources, axis=2) == 0, axis=1)))
+
+
 def museval_sdr(references: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
                 sample_rate: int, window_seconds: float = 1.0) -> dict[str, float | None]:
-    """BSSEval v4 SDR per target: median over windows (silent-reference windows are skipped).
+    """BSSEval v4 SDR per target: median over windows (silent windows are skipped).
 
     A target whose reference is silent throughout has no defined SDR and gets ``None``.
     """
-    import museval
-
     win = int(round(window_seconds * sample_rate))
     # museval refuses an all-zero reference; BSSEval v4 image SDR of a stem depends only on its
     # own reference, so silent stems are left out and reported as undefined.
@@ -91,9 +131,9 @@ def museval_sdr(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     out: dict[str, float | None] = dict.fromkeys(TARGETS)
     if not active:
         return out
-    refs = np.stack([references[t].T for t in active]).astype(np.float64)
-    ests = np.stack([estimates[t].T for t in active]).astype(np.float64)
-    sdr, _, _, _ = museval.evaluate(refs, ests, win=win, hop=win, mode="v4")
+    refs = np.stack([references[t].T for t in active])
+    ests = np.stack([estimates[t].T for t in active])
+    sdr = bsseval_v4_sdr(refs, ests, win, win)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN slices
         for i, target in enumerate(active):
