@@ -19,7 +19,7 @@ from .lib.filtering import auto_ratio, kept_songs, mean_table
 from .lib.io import atomic_path, read_json
 from .lib.params import TARGETS, load_base, load_section
 from .lib.plots import roc_points, save_png, write_csv
-from .lib.scores import read_method_tables
+from .lib.scores import read_method_tables, zscore
 
 log = logging.getLogger("stages.report")
 
@@ -274,7 +274,7 @@ def write_plots(folder: Path, sets: dict[str, dict], scores_root: Path | None,
             kinds = np.array([truth[s] for s in table.songs])
             fpr, tpr = roc_points(table.unified, kinds != "clean")
             roc_rows += [[method, float(f), float(t)] for f, t in zip(fpr, tpr, strict=True)]
-            z = (table.unified - table.unified.mean()) / (table.unified.std() or 1.0)
+            z = zscore(table.unified)
             dist_rows += [[method, s, k, float(v)] for s, k, v in
                           zip(table.songs, kinds, z, strict=True)]
         write_csv(folder / f"roc_{dataset}.csv", ["method", "fpr", "tpr"], roc_rows)

@@ -37,6 +37,7 @@ import torch
 from torch.func import functional_call
 
 from .params import check
+from .scores import zscore
 
 log = logging.getLogger(__name__)
 
@@ -190,19 +191,12 @@ def scores_from_delta(deltas: dict[str, np.ndarray], aggregate: Aggregate = "mea
     vote, e.g. for an exact copy of it, is diluted by the others' scale).
     """
     if aggregate == "zscore":
-        deltas = {t: _column_zscores(d) for t, d in deltas.items()}
+        deltas = {t: zscore(d, axis=0) for t, d in deltas.items()}
     elif aggregate != "mean":
         raise ValueError(f"attribute.aggregate: unknown aggregation {aggregate!r} (mean | zscore)")
     per_target = {t: d.mean(axis=1) for t, d in deltas.items()}
     unified = np.mean([d.mean(axis=1) for d in deltas.values()], axis=0)
     return unified, per_target
-
-
-def _column_zscores(delta: np.ndarray) -> np.ndarray:
-    """Each column standardised over the rows; a constant column becomes zeros."""
-    delta = np.asarray(delta, dtype=np.float64)
-    std = delta.std(axis=0)
-    return np.divide(delta - delta.mean(axis=0), std, out=np.zeros_like(delta), where=std > 0)
 
 
 def descending_ranks(values: np.ndarray) -> np.ndarray:

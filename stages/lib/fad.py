@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from .params import TARGETS, check
-from .scores import ScoreTable
+from .scores import ScoreTable, zscore
 
 DEFAULT_EPS = 1e-6
 
@@ -87,10 +87,7 @@ def unify(per_target: dict[str, np.ndarray], normalize: str) -> np.ndarray:
     """Mean over targets, optionally of per-target z-scores."""
     cols = []
     for t in TARGETS:
-        v = per_target[t]
-        if normalize == "zscore":
-            v = (v - v.mean()) / (v.std() if v.std() > 0 else 1.0)
-        cols.append(v)
+        cols.append(zscore(per_target[t]) if normalize == "zscore" else per_target[t])
     return np.mean(cols, axis=0)
 
 

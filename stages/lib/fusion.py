@@ -15,7 +15,7 @@ import numpy as np
 from scipy.stats import rankdata
 
 from .params import TARGETS, check
-from .scores import ScoreTable
+from .scores import ScoreTable, zscore
 
 Normalise = Literal["rank", "zscore"]
 
@@ -49,8 +49,7 @@ def normalise(values: np.ndarray, how: Normalise) -> np.ndarray:
     values = np.asarray(values, dtype=np.float64)
     if how == "rank":
         return (rankdata(values) - 1.0) / max(len(values) - 1, 1)
-    std = values.std()
-    return (values - values.mean()) / (std if std > 0 else 1.0)
+    return zscore(values)
 
 
 def fuse(tables: dict[str, ScoreTable], weights: dict[str, float], how: Normalise) -> ScoreTable:

@@ -19,6 +19,13 @@ from .io import atomic_path
 from .params import TARGETS
 
 
+def zscore(values: np.ndarray, axis: int = 0) -> np.ndarray:
+    """``(v − mean) / std`` along ``axis`` (float64); a constant slice becomes zeros."""
+    values = np.asarray(values, dtype=np.float64)
+    std = values.std(axis=axis, keepdims=True)
+    return (values - values.mean(axis=axis, keepdims=True)) / np.where(std > 0, std, 1.0)
+
+
 @dataclass
 class ScoreTable:
     """Per-song scores: ``per_target[t][i]`` and ``unified[i]`` for ``songs[i]``."""
