@@ -59,6 +59,10 @@ def plant(songs: Path, reference: Path, out: Path, sample_rate: int, seed: int =
     log.info("planted %s and %s", f"copy_{ref0.name}", NOISE)
 
 
+# the keys that depend on how ΔL is aggregated (the column ranks do not)
+AGGREGATE_DEPENDENT = ("copy_rank", "copy_above_clean_median", "noise_rank", "noise_below_all_clean")
+
+
 def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
     """Ranks of the planted songs in the unified score (under both aggregations of ΔL: the
     paper's mean, keys without suffix, and per-reference z-scores, ``_zscore``) and in the
@@ -71,8 +75,7 @@ def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
     clean = {row["name"] for row in read_json(truth)["tracks"] if row["corruption"] == "clean"}
     result = sanity_ranks(matrices, names, copy, own, NOISE, clean)
     zscored = sanity_ranks(matrices, names, copy, own, NOISE, clean, "zscore")
-    result |= {f"{key}_zscore": value for key, value in zscored.items()
-               if key.startswith(("copy_rank", "noise", "copy_above")) and "reference" not in key}
+    result |= {f"{key}_zscore": zscored[key] for key in AGGREGATE_DEPENDENT}
     write_json(metrics, result)
     for suffix, label in (("", "mean"), ("_zscore", "zscore")):
         log.info("%s: copy rank %d/%d (own column %d), noise rank %d/%d, below every clean "
