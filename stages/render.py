@@ -23,7 +23,7 @@ from .lib.params import as_plain, load_base, load_section
 from .lib.render import RenderParams, assign_pieces, default_soundfont, plan_song, render_song
 
 log = logging.getLogger("stages.render")
-REAL_KEYS = ("real_reference", "real_test")
+REAL_SPLITS = ("reference", "test")  # splits render.real_<split> may read from a real dataset
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -41,10 +41,10 @@ def run(argv: list[str] | None = None) -> None:
     with timed(args.cost, "render") as cost, atomic_path(args.out) as tmp:
         splits = assign_pieces(params)
         rows = []
-        real = {split: spec for split, spec in (("reference", params.real_reference),
-                                                ("test", params.real_test)) if spec is not None}
+        real = {split: spec for split in REAL_SPLITS
+                if (spec := getattr(params, f"real_{split}")) is not None}
         for split, spec in real.items():
-            count = params.n_reference if split == "reference" else params.n_test
+            count = getattr(params, f"n_{split}")
             for track in tqdm(real_tracks(spec, base.sample_rate, count, f"render.real_{split}"),
                               desc=f"read {split}", total=count, unit="song", disable=args.quiet):
                 write_track(tmp / split / track.name, track)
@@ -58,7 +58,8 @@ def run(argv: list[str] | None = None) -> None:
             rows.append(dataclasses.asdict(plan))
         # unset real splits are left out: a rendered-only manifest stays as it was before they
         # existed (every training depends on data/rendered, so its bytes are a cache key)
-        plain = {k: v for k, v in as_plain(params).items() if not (k in REAL_KEYS and v is None)}
+        unset = {f"real_{split}" for split in REAL_SPLITS} - {f"real_{split}" for split in real}
+        plain = {k: v for k, v in as_plain(params).items() if k not in unset}
         manifest = {"params": plain, "sample_rate": base.sample_rate,
                     "soundfont": soundfont.name, "versions": library_versions(("music21",
                     "pyfluidsynth", "pretty_midi", "numpy", "soundfile")), "tracks": rows}

@@ -105,6 +105,15 @@ def auto_ratio_table(scores_root: Path, truth_root: Path, seeds: tuple[int, ...]
     return lines
 
 
+CELL = re.compile(r"(.+)_r(auto|[0-9.]+)")  # a cleaned condition: <method>_r<ratio>
+
+
+def cell(condition: str) -> tuple[str, str] | None:
+    """``(method, ratio)`` of a cleaned condition such as ``fad_r0.5`` / ``fad_rauto``, else None."""
+    match = CELL.fullmatch(condition)
+    return (match[1], match[2]) if match else None
+
+
 def _cell_wall(cost_root: Path, dataset: str, cond: str, seeds: tuple[int, ...]) -> float | None:
     """Mean measured retraining wall time of one cleaned condition over the seeds, if recorded."""
     walls = [float(read_json(p)["wall_s"]) for s in seeds
@@ -125,10 +134,9 @@ def auto_vs_grid_table(sets: dict[str, dict], cost_root: Path, seeds: tuple[int,
              "|---|---|---|---|---|---|---|---|---|---|"]
     for dataset, data in sets.items():
         conditions, composition = data["conditions"], data.get("composition", {})
-        for auto in sorted(c for c in conditions if c.endswith("_rauto")):
-            method = auto.removesuffix("_rauto")
-            grid = {float(c.rsplit("_r", 1)[1]): c for c in conditions
-                    if c.rsplit("_r", 1)[0] == method and c != auto}
+        cells = {c: parts for c in conditions if (parts := cell(c))}
+        for auto, (method, _) in sorted((c, p) for c, p in cells.items() if p[1] == "auto"):
+            grid = {float(r): c for c, (m, r) in cells.items() if m == method and r != "auto"}
             if not grid:
                 continue
             best_r = max(grid, key=lambda r: conditions[grid[r]][f"{KEY}_avg"]["mean"])
@@ -146,9 +154,6 @@ def auto_vs_grid_table(sets: dict[str, dict], cost_root: Path, seeds: tuple[int,
     return lines
 
 
-CELL = re.compile(r".+_r(auto|[0-9.]+)")  # a cleaned condition: <method>_r<ratio>
-
-
 def is_current_cell(relative: Path, seeds: tuple[int, ...], cleaning: CleaningParams) -> bool:
     """Whether a cost file belongs to the current grid: files of other seeds or of cleaned
     conditions no longer in ``cleaning`` (DVC never deletes outputs of removed stages) are not."""
@@ -156,7 +161,7 @@ def is_current_cell(relative: Path, seeds: tuple[int, ...], cleaning: CleaningPa
     for part in relative.with_suffix("").parts:
         if part.startswith("seed") and part[4:].isdigit() and int(part[4:]) not in seeds:
             return False
-        if CELL.fullmatch(part) and part not in cells:
+        if cell(part) and part not in cells:
             return False
     return True
 
@@ -228,8 +233,8 @@ def sdr_vs_ratio_rows(data: dict) -> list[list]:
     """``[method, ratio, mean, std]`` per cleaned condition; the contaminated set is r = 1."""
     rows = []
     for cond, metrics in sorted(data["conditions"].items()):
-        if "_r" in cond:
-            method, ratio = cond.rsplit("_r", 1)
+        if parts := cell(cond):
+            method, ratio = parts
             if ratio == "auto":  # plotted at the ratio it chose, as its own series
                 method, ratio = f"{method} (auto)", data["composition"][cond]["ratio_retained"]
             rows.append([method, float(ratio), metrics[f"{KEY}_avg"]["mean"],
