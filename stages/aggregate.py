@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .lib.aggregate import BASELINES, aggregate, collect_runs, composition, gap_closed, paired_difference
 from .lib.cleaning import CleaningParams
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.io import read_json, write_json
 from .lib.params import load_base, load_section
 
@@ -28,18 +28,18 @@ KEYS = ("museval_sdr_db_avg", "mdx_sdr_db_avg")
 
 def run(argv: list[str] | None = None) -> None:
     """Write the aggregate metrics JSON."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser("aggregate", __doc__ or "")
     parser.add_argument("--dataset", required=True, choices=("mixed23", "effectsdb"))
-    parser.add_argument("--runs", type=Path, required=True, help="<condition>/seed<k>.json root")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--baselines", type=Path,
-                        help="runs root for baseline conditions missing from --runs (EffectsDB "
-                             "borrows Mixed23's clean_only: the same clean songs)")
-    parser.add_argument("--filtered", type=Path, help="<method>/r<ratio>.json filtered lists")
-    parser.add_argument("--truth", type=Path, help="ground-truth manifest (for composition)")
+    parser.add_input("--runs", required=True, help="<condition>/seed<k>.json root")
+    parser.add_output("--out", required=True)
+    parser.add_input("--baselines",
+                     help="runs root for baseline conditions missing from --runs (EffectsDB "
+                          "borrows Mixed23's clean_only: the same clean songs)")
+    parser.add_input("--filtered", help="<method>/r<ratio>.json filtered lists")
+    parser.add_input("--truth", help="ground-truth manifest (for composition)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    seeds = load_base(args.params).seeds
+    seeds = load_base(resolve_params(args)).seeds
     cleaning = load_section(args.params, "cleaning", CleaningParams)
     cells = [(m, r) for m in cleaning.methods for r in cleaning.ratios
              if args.dataset in cleaning.datasets]

@@ -18,10 +18,10 @@ from tqdm import tqdm
 
 from .lib.attribution import scores_from_delta
 from .lib.attribution_inputs import AttributeParams, attribute_models, load_song_inputs
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.data import SongList
 from .lib.io import atomic_path, dumps_json, read_json, remove_stale, sidecar
-from .lib.params import TARGETS, load_base, load_section
+from .lib.params import TARGETS, load_base, load_runtime, load_section
 from .lib.readers import list_track_folders
 from .lib.scores import ScoreTable
 from .lib.unmix import load_model
@@ -31,20 +31,23 @@ log = logging.getLogger("stages.attribute")
 
 def run(argv: list[str] | None = None) -> None:
     """Attribute every song of ``--songs`` with the models of ``--models``."""
-    parser = stage_parser(__doc__ or "", cost=True, progress=True)
-    parser.add_argument("--models", type=Path, required=True)
-    parser.add_argument("--songs", type=Path, required=True, help="the models' training list")
-    parser.add_argument("--reference", type=Path, required=True, help="clean reference folder")
-    parser.add_argument("--out", type=Path, required=True)
+    parser = stage_parser("attribute", __doc__ or "", cost=True, progress=True)
+    parser.add_input("--models", required=True)
+    parser.add_input("--songs", required=True, help="the models' training list")
+    parser.add_input("--reference", required=True, help="clean reference folder")
+    parser.add_output("--out", folder=True, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    base = load_base(args.params)
+    base = load_base(resolve_params(args))
     params = load_section(args.params, "attribute", AttributeParams)
-    remove_stale(args.out)
-    torch.set_num_threads(params.threads)
+    torch.set_num_threads(load_runtime(args.params).threads)
     config = read_json(args.models / "model.json")["config"]
     train_folders = SongList.read(args.songs).all_folders()
+    check_paths(args, parser, {f"--songs[{i}]": Path(f) for i, f in enumerate(train_folders)})
     ref_folders = [str(p) for p in list_track_folders(args.reference)]
+    remove_stale(args.out)
+    log.info("attribute: %d training songs against %d reference songs", len(train_folders),
+             len(ref_folders))
 
     with timed(args.cost, "attribute", n_train=len(train_folders), n_reference=len(ref_folders)):
         def inputs(folders: list[str], desc: str):  # noqa: ANN202

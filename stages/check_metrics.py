@@ -11,70 +11,23 @@ Every ``*_sdr_db_avg`` mean of every condition present in both is compared; a dr
 
 from __future__ import annotations
 
-import json
 import logging
-import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
+from .lib.gate import CheckParams, compare, metrics_at, revision_exists
 from .lib.io import read_json
-from .lib.params import check, load_section
+from .lib.params import load_section
 
 log = logging.getLogger("stages.check_metrics")
 
 DEFAULT_FILES = (Path("metrics/mixed23.json"), Path("metrics/effectsdb.json"))
 
 
-@dataclass(frozen=True)
-class CheckParams:
-    """``check_metrics`` section."""
-
-    tolerance_db: float = 0.3
-    suffix: str = "_sdr_db_avg"
-
-    def __post_init__(self) -> None:
-        check(self.tolerance_db >= 0, "check_metrics.tolerance_db", "must be >= 0")
-
-
-def metrics_at(rev: str, path: Path) -> dict:
-    """The JSON file ``path`` as committed at git revision ``rev``."""
-    try:
-        text = subprocess.run(["git", "show", f"{rev}:{path.as_posix()}"], check=True,
-                              capture_output=True, text=True).stdout
-    except subprocess.CalledProcessError as err:
-        raise ValueError(f"{rev}:{path}: not in git ({err.stderr.strip()})") from None
-    return json.loads(text)
-
-
-def revision_exists(rev: str) -> bool:
-    """Whether ``rev`` names a commit of the repository."""
-    return subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"],
-                          capture_output=True).returncode == 0
-
-
-def compare(old: dict, new: dict, params: CheckParams) -> tuple[list[tuple], bool]:
-    """Rows ``(condition, key, old, new, change, status)`` and whether anything regressed."""
-    rows, failed = [], False
-    for cond in sorted(set(old.get("conditions", {})) & set(new.get("conditions", {}))):
-        for key in sorted(new["conditions"][cond]):
-            if not key.endswith(params.suffix):
-                continue
-            a = old["conditions"][cond].get(key, {}).get("mean")
-            b = new["conditions"][cond][key].get("mean")
-            if a is None or b is None:
-                continue
-            change = b - a
-            bad = change < -params.tolerance_db
-            failed |= bad
-            rows.append((cond, key, a, b, change, "REGRESSION" if bad else "ok"))
-    return rows, failed
-
-
 def run(argv: list[str] | None = None) -> int:
     """Print the comparison table; return the exit status."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser("check_metrics", __doc__ or "")
     parser.add_argument("--against", help="git revision to compare with")
     parser.add_argument("--baseline", type=Path,
                         help="or: a folder holding baseline copies of the --file names")
@@ -83,7 +36,7 @@ def run(argv: list[str] | None = None) -> int:
                              f"{', '.join(str(f) for f in DEFAULT_FILES)})")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    params = load_section(args.params, "check_metrics", CheckParams)
+    params = load_section(resolve_params(args), "check_metrics", CheckParams)
     if (args.against is None) == (args.baseline is None):
         raise ValueError("give exactly one of --against REV or --baseline FOLDER")
     failed = False

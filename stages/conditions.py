@@ -22,11 +22,11 @@ log = logging.getLogger("stages.conditions")
 
 def run(argv: list[str] | None = None) -> None:
     """Write ``<out>/{contaminated,clean_only,reference_only}.json``."""
-    parser = stage_parser(__doc__ or "")
-    parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--truth", type=Path, required=True)
-    parser.add_argument("--reference", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = stage_parser("conditions", __doc__ or "")
+    parser.add_input("--dataset", required=True)
+    parser.add_input("--truth", required=True)
+    parser.add_input("--reference", required=True)
+    parser.add_output("--out", folder=True, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     remove_stale(args.out)
@@ -43,7 +43,8 @@ def run(argv: list[str] | None = None) -> None:
     with atomic_path(args.out) as tmp:
         tmp.mkdir()
         for name, songs in lists.items():
-            (tmp / f"{name}.json").write_text(dumps_json(song_list_for(songs)))
+            (tmp / f"{name}.json").write_text(dumps_json(song_list_for(
+                songs, args.out / f"{name}.json")))
     log.info("conditions: %s", {k: len(v) for k, v in lists.items()})
 
 

@@ -15,9 +15,8 @@ read the ground truth; no scoring stage does.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.detection import detection_report
 from .lib.filtering import mean_table
 from .lib.io import read_json, write_json
@@ -29,14 +28,14 @@ log = logging.getLogger("stages.detection")
 
 def run(argv: list[str] | None = None) -> None:
     """Write ``{table: {column: {kind: {auroc, average_precision}}}}``."""
-    parser = stage_parser(__doc__ or "")
-    parser.add_argument("--truth", type=Path, required=True)
-    parser.add_argument("--scores-root", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
+    parser = stage_parser("detection", __doc__ or "")
+    parser.add_input("--truth", required=True)
+    parser.add_input("--scores-root", required=True)
+    parser.add_output("--out", required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    seeds = load_base(resolve_params(args)).seeds
     truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
-    seeds = load_base(args.params).seeds
     tables = {}
     for method, members in read_method_tables(args.scores_root, seeds).items():
         for sub, table in members.items():

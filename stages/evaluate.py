@@ -8,14 +8,13 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 from tqdm import tqdm
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.evaluation import EvalParams, load_separator, score_songs, separate, summarize
 from .lib.io import write_json
-from .lib.params import load_base, load_section
+from .lib.params import load_base, load_runtime, load_section
 from .lib.readers import iter_folder_dataset, list_track_folders
 from .lib.unmix import select_device
 
@@ -24,18 +23,19 @@ log = logging.getLogger("stages.evaluate")
 
 def run(argv: list[str] | None = None) -> None:
     """Write per-song scores (``--scores``) and the run's small metrics JSON (``--metrics``)."""
-    parser = stage_parser(__doc__ or "", cost=True, progress=True)
-    parser.add_argument("--models", type=Path, help="trained model folder")
+    parser = stage_parser("evaluate", __doc__ or "", cost=True, progress=True)
+    parser.add_input("--models", help="trained model folder")
     parser.add_argument("--trivial", action="store_true",
                         help="score the mixture itself as every stem's estimate (lower bound)")
-    parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--scores", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_input("--test", required=True)
+    parser.add_output("--scores", required=True)
+    parser.add_output("--metrics", required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    base = load_base(args.params)
+    base = load_base(resolve_params(args))
     params = load_section(args.params, "evaluate", EvalParams)
-    device = select_device(params.device)
+    runtime = load_runtime(args.params)
+    device = select_device(runtime.device)
 
     with timed(args.cost, "evaluate"):
         if args.trivial == (args.models is not None):
@@ -50,7 +50,7 @@ def run(argv: list[str] | None = None) -> None:
                          else separate(separator, track.mixture, device))
             jobs.append((track.name, track.stems, estimates, base.sample_rate,
                          params.window_seconds, params.museval))
-        rows = score_songs(jobs, params.workers)
+        rows = score_songs(jobs, runtime.workers)
         write_json(args.scores, {"songs": rows})
         write_json(args.metrics, summarize(rows))
 

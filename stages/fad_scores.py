@@ -11,9 +11,8 @@ scales differ between stems, and a raw mean lets one stem dominate).
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.embedstore import load_store
 from .lib.fad import FADParams, fad_score_table
 from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
@@ -24,13 +23,13 @@ log = logging.getLogger("stages.fad_scores")
 
 def run(argv: list[str] | None = None) -> None:
     """Write ``scores.csv`` and ``sidecar.json`` under ``--out``."""
-    parser = stage_parser(__doc__ or "", cost=True)
-    parser.add_argument("--train", type=Path, required=True, help="embeddings of the training set")
-    parser.add_argument("--reference", type=Path, required=True, help="embeddings of the reference")
-    parser.add_argument("--out", type=Path, required=True)
+    parser = stage_parser("fad_scores", __doc__ or "", cost=True)
+    parser.add_input("--train", required=True, help="embeddings of the training set")
+    parser.add_input("--reference", required=True, help="embeddings of the reference")
+    parser.add_output("--out", folder=True, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    params = load_section(args.params, "fad_scores", FADParams)
+    params = load_section(resolve_params(args), "fad_scores", FADParams)
     remove_stale(args.out)
     train, ref = load_store(args.train), load_store(args.reference)
     with timed(args.cost, "fad_scores", songs=len(train)):

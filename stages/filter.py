@@ -13,12 +13,13 @@ Explicit ``--scores FILE --mode MODE`` also works.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.cleaning import CleaningParams
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
+from .lib.data import song_lists
 from .lib.filtering import chosen_ratio, kept_songs, mean_table, parse_ratio
 from .lib.io import write_json
-from .lib.params import load_base
+from .lib.params import load_base, load_section
 from .lib.readers import list_track_folders
 from .lib.scores import ScoreTable, method_tables
 
@@ -27,25 +28,26 @@ log = logging.getLogger("stages.filter")
 
 def run(argv: list[str] | None = None) -> None:
     """Write a song list (the train stage's input format) with the kept songs."""
-    parser = stage_parser(__doc__ or "")
-    parser.add_argument("--dataset", type=Path, required=True)
-    parser.add_argument("--scores", type=Path, action="append", default=[])
+    parser = stage_parser("filter", __doc__ or "")
+    parser.add_input("--dataset", required=True)
+    parser.add_input("--scores", action="append", default=[])
     parser.add_argument("--method", help="score folder name, '-pt' suffix for per-target")
-    parser.add_argument("--scores-root", type=Path, help="folder holding <method>/.../scores.csv")
+    parser.add_input("--scores-root", help="folder holding <method>/.../scores.csv")
     parser.add_argument("--ratio", required=True,
                         help="proportion retained, (0, 1], or 'auto' (chosen from the scores)")
     parser.add_argument("--mode", choices=("unified", "per_target"), default="unified")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_output("--out", required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     spec = parse_ratio(args.ratio)
+    seeds = load_base(resolve_params(args)).seeds
+    auto_min_ratio = load_section(args.params, "cleaning", CleaningParams).auto_min_ratio
     paths, mode = list(args.scores), args.mode
     if args.method:
         if args.scores_root is None:
             raise ValueError("--method needs --scores-root")
         name, per_target = args.method.removesuffix("-pt"), args.method.endswith("-pt")
         mode = "per_target" if per_target else "unified"
-        seeds = load_base(args.params).seeds
         if (args.scores_root / name).is_dir():
             paths += list(method_tables(args.scores_root / name, seeds).values())
         if not paths:
@@ -58,11 +60,11 @@ def run(argv: list[str] | None = None) -> None:
     if missing or len(table.songs) != len(folders):
         raise ValueError(f"{paths[0]}: scores do not cover {args.dataset} "
                          f"(missing folders for {missing[:3]})")
-    ratio = chosen_ratio(spec, table.unified, args.params)
+    ratio = chosen_ratio(spec, table.unified, auto_min_ratio)
     log.info("ratio: %.3f (%s)", ratio, "auto" if spec == "auto" else "fixed")
     kept = kept_songs(table, ratio, mode)
-    write_json(args.out, {"songs": {t: [folders[s] for s in names] for t, names in kept.items()},
-                          "ratio": ratio, "rule": "auto" if spec == "auto" else "fixed",
+    lists = song_lists({t: [folders[s] for s in names] for t, names in kept.items()}, args.out)
+    write_json(args.out, {**lists, "ratio": ratio, "rule": "auto" if spec == "auto" else "fixed",
                           "mode": mode, "n_total": len(table.songs), "n_tables": len(paths)})
     log.info("kept %s of %d songs", {t: len(v) for t, v in kept.items()}, len(table.songs))
 

@@ -10,9 +10,8 @@ it like any other.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.filtering import mean_table
 from .lib.fusion import FuseParams, fuse
 from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
@@ -24,20 +23,25 @@ log = logging.getLogger("stages.fuse")
 
 def run(argv: list[str] | None = None) -> None:
     """Write ``--out/scores.csv`` and its sidecar."""
-    parser = stage_parser(__doc__ or "")
-    parser.add_argument("--scores-root", type=Path, required=True)
+    parser = stage_parser("fuse", __doc__ or "")
+    parser.add_input("--part", action="append", required=True,
+                     help="a score folder <scores>/<method> (repeatable); those in --hybrid are used")
     parser.add_argument("--hybrid", required=True, help="methods joined by '+', from fuse.hybrids")
-    parser.add_argument("--out", type=Path, required=True)
+    parser.add_output("--out", folder=True, required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    params = load_section(args.params, "fuse", FuseParams)
+    params = load_section(resolve_params(args), "fuse", FuseParams)
     seeds = load_base(args.params).seeds
     if args.hybrid not in params.hybrids:
         raise ValueError(f"--hybrid {args.hybrid!r} is not in fuse.hybrids {list(params.hybrids)}")
-    remove_stale(args.out)
     weights = params.parts(args.hybrid)
+    folders = {p.name: p for p in args.part}
+    missing = sorted(set(weights) - set(folders))
+    if missing:
+        raise ValueError(f"--hybrid {args.hybrid}: no --part folder for {missing}")
+    remove_stale(args.out)
     tables = {m: mean_table([ScoreTable.read(p) for p in
-                             method_tables(args.scores_root / m, seeds).values()])
+                             method_tables(folders[m], seeds).values()])
               for m in weights}
     hybrid = fuse(tables, weights, params.normalize)
     with atomic_path(args.out) as tmp:

@@ -8,32 +8,31 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import torch
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.embedstore import load_store
 from .lib.io import atomic_path, dumps_json, remove_stale, sidecar, write_json
 from .lib.mlp import MLPParams, frame_accuracy, labelled, mlp_score_table, train_classifier
-from .lib.params import load_section
+from .lib.params import load_runtime, load_section
 
 log = logging.getLogger("stages.mlp_scores")
 
 
 def run(argv: list[str] | None = None) -> None:
     """Train the classifier, score every training song's stems, report held-out accuracy."""
-    parser = stage_parser(__doc__ or "", cost=True)
-    parser.add_argument("--reference", type=Path, required=True)
-    parser.add_argument("--heldout", type=Path, required=True)
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
+    parser = stage_parser("mlp_scores", __doc__ or "", cost=True)
+    parser.add_input("--reference", required=True)
+    parser.add_input("--heldout", required=True)
+    parser.add_input("--train", required=True)
+    parser.add_output("--out", folder=True, required=True)
+    parser.add_output("--metrics", required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    params = load_section(args.params, "mlp_scores", MLPParams)
+    params = load_section(resolve_params(args), "mlp_scores", MLPParams)
     remove_stale(args.out, args.metrics)
-    torch.set_num_threads(2)
+    torch.set_num_threads(load_runtime(args.params).threads)
     with timed(args.cost, "mlp_scores"):
         model = train_classifier(*labelled(load_store(args.reference)), params)
         accuracy = frame_accuracy(model, *labelled(load_store(args.heldout)))

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .lib.audio import write_track
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.datasets import real_tracks
 from .lib.io import atomic_path, dumps_json, library_versions
 from .lib.params import as_plain, load_base, load_section
@@ -28,15 +28,17 @@ REAL_SPLITS = ("reference", "test")  # splits render.real_<split> may read from 
 
 def run(argv: list[str] | None = None) -> None:
     """Render the train / reference / test splits into ``--out``."""
-    parser = stage_parser(__doc__ or "", cost=True, progress=True)
-    parser.add_argument("--out", type=Path, required=True, help="output dataset folder")
+    parser = stage_parser("render", __doc__ or "", cost=True, progress=True)
+    parser.add_output("--out", folder=True, required=True, help="output dataset folder")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    base = load_base(args.params)
+    base = load_base(resolve_params(args))
     params = load_section(args.params, "render", RenderParams)
     soundfont = Path(params.soundfont) if params.soundfont else default_soundfont()
     if not soundfont.is_file():
-        raise SystemExit(f"render.soundfont: {soundfont} not found")
+        raise FileNotFoundError(f"render.soundfont: {soundfont} not found")
+    check_paths(args, parser, {f"render.real_{split}": Path(spec.root) for split in REAL_SPLITS
+                               if (spec := getattr(params, f"real_{split}")) is not None})
 
     with timed(args.cost, "render") as cost, atomic_path(args.out) as tmp:
         splits = assign_pieces(params)

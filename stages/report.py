@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from .lib.cleaning import CleaningParams
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
+from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.filtering import auto_ratio, kept_songs, mean_table
-from .lib.io import atomic_path, read_json
+from .lib.io import atomic_path, output_folder, read_json, remove_stale
 from .lib.params import TARGETS, load_base, load_section
 from .lib.plots import roc_points, save_png, write_csv
 from .lib.scores import read_method_tables, zscore
@@ -184,18 +184,20 @@ def cost_table(cost_root: Path, seeds: tuple[int, ...], cleaning: CleaningParams
 
 def run(argv: list[str] | None = None) -> None:
     """Write the markdown report."""
-    parser = stage_parser(__doc__ or "")
-    parser.add_argument("--mixed23", type=Path, required=True)
-    parser.add_argument("--effectsdb", type=Path, required=True)
-    parser.add_argument("--detection", type=Path, required=True)
-    parser.add_argument("--trivial", type=Path)
-    parser.add_argument("--cost", type=Path, required=True)
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--scores-root", type=Path, help="data/scores (per-set score tables)")
-    parser.add_argument("--truth-root", type=Path, help="data/truth (ground-truth manifests)")
-    parser.add_argument("--plots", type=Path, help="folder for plot CSVs and PNGs")
+    parser = stage_parser("report", __doc__ or "")
+    parser.add_input("--mixed23", required=True)
+    parser.add_input("--effectsdb", required=True)
+    parser.add_input("--detection", required=True)
+    parser.add_input("--trivial")
+    parser.add_input("--cost", required=True)
+    parser.add_output("--out", required=True)
+    parser.add_input("--scores-root", help="data/scores (per-set score tables)")
+    parser.add_input("--truth-root", help="data/truth (ground-truth manifests)")
+    parser.add_output("--plots", folder=True, help="folder for plot CSVs and PNGs")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    seeds = load_base(resolve_params(args)).seeds
+    cleaning = load_section(args.params, "cleaning", CleaningParams)
     mixed = read_json(args.mixed23)
     trivial = read_json(args.trivial) if args.trivial else None
     edb = read_json(args.effectsdb)
@@ -210,23 +212,24 @@ def run(argv: list[str] | None = None) -> None:
              "songs)", "", *sdr_table(edb, None, PAPER_T2)]
     lines += ["", "## Detection of the corrupted songs (unified score)", "",
               *detection_table(detection), ""]
-    cleaning = load_section(args.params, "cleaning", CleaningParams)
     if args.scores_root is not None and args.truth_root is not None:
         lines += ["## `ratio: auto` — the ratio chosen from the score distribution (no retraining)",
                   "", *auto_ratio_table(args.scores_root, args.truth_root,
-                                        load_base(args.params).seeds, cleaning.auto_min_ratio), ""]
+                                        seeds, cleaning.auto_min_ratio), ""]
     auto_rows = auto_vs_grid_table({"mixed23": mixed, "effectsdb": edb}, args.cost,
-                                   load_base(args.params).seeds)
+                                   seeds)
     if len(auto_rows) > 2:
         lines += ["## `ratio: auto` against the ratio grid (retrained, museval avg SDR)", "",
                   *auto_rows, ""]
-    lines += ["## Cost (this machine)", "", *cost_table(args.cost, load_base(args.params).seeds,
+    lines += ["## Cost (this machine)", "", *cost_table(args.cost, seeds,
                                                          cleaning), ""]
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines))
     if args.plots is not None:
+        remove_stale(args.plots)
+        output_folder(args.plots)
         write_plots(args.plots, {"mixed23": mixed, "effectsdb": edb}, args.scores_root,
-                    args.truth_root, load_base(args.params).seeds)
+                    args.truth_root, seeds)
 
 
 def sdr_vs_ratio_rows(data: dict) -> list[list]:

@@ -23,11 +23,11 @@ import numpy as np
 
 from .lib.attribution import sanity_ranks
 from .lib.audio import read_wav, stem_sum, write_wav
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
-from .lib.data import SongList
+from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
+from .lib.data import SongList, song_lists
 from .lib.io import atomic_path, dumps_json, read_json, write_json
 from .lib.params import TARGETS, load_base
-from .lib.readers import list_track_folders
+from .lib.readers import audio_files, list_track_folders
 
 log = logging.getLogger("stages.sanity")
 
@@ -45,7 +45,7 @@ def plant(songs: Path, reference: Path, out: Path, sample_rate: int, seed: int =
         rng = np.random.default_rng(seed)
         stems = {}
         for target in TARGETS:
-            audio = read_wav(ref0 / f"{target}.wav", sample_rate)
+            audio = read_wav(audio_files(ref0)[target], sample_rate)
             level = float(np.sqrt(np.mean(audio**2)))
             stems[target] = (rng.standard_normal(audio.shape) * level).astype(np.float32)
         noise = tmp / "songs" / NOISE
@@ -54,8 +54,8 @@ def plant(songs: Path, reference: Path, out: Path, sample_rate: int, seed: int =
             write_wav(noise / f"{target}.wav", audio, sample_rate)
         write_wav(noise / "mixture.wav", stem_sum(stems), sample_rate)
         final = [str(out / "songs" / p.name) for p in (copy, noise)]
-        (tmp / "songs.json").write_text(dumps_json({"songs": {
-            t: sorted([*base.songs[t], *final]) for t in TARGETS}}))
+        (tmp / "songs.json").write_text(dumps_json(song_lists(
+            {t: [*base.songs[t], *final] for t in TARGETS}, out / "songs.json")))
     log.info("planted %s and %s", f"copy_{ref0.name}", NOISE)
 
 
@@ -87,22 +87,25 @@ def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
 
 def run(argv: list[str] | None = None) -> None:
     """``plant`` or ``check``."""
-    parser = stage_parser(__doc__ or "")
+    parser = stage_parser("sanity", __doc__ or "")
     parser.add_argument("action", choices=("plant", "check"))
-    parser.add_argument("--songs", type=Path, help="plant: the contaminated song list")
-    parser.add_argument("--reference", type=Path, help="plant: clean reference folder")
-    parser.add_argument("--out", type=Path, help="plant: output folder")
-    parser.add_argument("--scores", type=Path, help="check: the attribute stage's output folder")
-    parser.add_argument("--truth", type=Path, help="check: Mixed23 ground truth (clean songs)")
-    parser.add_argument("--metrics", type=Path, help="check: ranks JSON")
+    parser.add_input("--songs", help="plant: the contaminated song list")
+    parser.add_input("--reference", help="plant: clean reference folder")
+    parser.add_output("--out", folder=True, help="plant: output folder")
+    parser.add_input("--scores", help="check: the attribute stage's output folder")
+    parser.add_input("--truth", help="check: Mixed23 ground truth (clean songs)")
+    parser.add_output("--metrics", help="check: ranks JSON")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
+    sample_rate = load_base(resolve_params(args)).sample_rate
     needed = {"plant": ("songs", "reference", "out"), "check": ("scores", "truth", "metrics")}
     missing = [f"--{k}" for k in needed[args.action] if getattr(args, k) is None]
     if missing:
         raise ValueError(f"{args.action} needs {' '.join(missing)}")
     if args.action == "plant":
-        plant(args.songs, args.reference, args.out, load_base(args.params).sample_rate)
+        check_paths(args, parser, {f"--songs[{i}]": Path(f)
+                                   for i, f in enumerate(SongList.read(args.songs).all_folders())})
+        plant(args.songs, args.reference, args.out, sample_rate)
     else:
         check(args.scores, args.truth, args.metrics)
 

@@ -8,15 +8,14 @@
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 
 import torch
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser, timed
+from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.data import SongList
-from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
-from .lib.params import TARGETS, load_base, load_section
+from .lib.io import atomic_path, dumps_json, output_folder, remove_stale, sidecar
+from .lib.params import TARGETS, load_base, load_runtime, load_section
 from .lib.readers import list_track_folders
 from .lib.unmix import TargetJob, TrainParams, model_config, train_targets
 
@@ -25,26 +24,35 @@ log = logging.getLogger("stages.train")
 
 def run(argv: list[str] | None = None) -> None:
     """Train the four target models and write ``--out/{target}.pth`` + ``model.json``."""
-    parser = stage_parser(__doc__ or "", cost=True, progress=True)
-    parser.add_argument("--songs", type=Path, required=True, help="song-list JSON")
-    parser.add_argument("--valid", type=Path, required=True, help="clean reference folder")
+    parser = stage_parser("train", __doc__ or "", cost=True, progress=True)
+    parser.add_input("--songs", required=True, help="song-list JSON")
+    parser.add_input("--valid", required=True, help="clean reference folder")
     parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--out", type=Path, required=True, help="model folder")
-    parser.add_argument("--checkpoints", type=Path, help="resume folder (kept until success)")
-    parser.add_argument("--live", type=Path, help="dvclive log folder")
+    parser.add_output("--out", folder=True, required=True, help="model folder")
+    parser.add_output("--checkpoints", folder=True, help="resume folder (deleted on success)")
+    parser.add_output("--live", folder=True, help="dvclive log folder")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
-    base = load_base(args.params)
+    base = load_base(resolve_params(args))
     params = load_section(args.params, "train", TrainParams)
-    remove_stale(args.out)
+    runtime = load_runtime(args.params)
     songs = SongList.read(args.songs)
+    check_paths(args, parser, {f"--songs[{i}]": Path(f) for i, f in enumerate(songs.all_folders())})
+    valid = tuple(str(p) for p in list_track_folders(args.valid))
+    log.info("train: %s training songs per target, %d validation songs, seed %d",
+             {t: len(v) for t, v in songs.songs.items()}, len(valid), args.seed)
+    remove_stale(args.out)
+    if args.checkpoints is not None:
+        output_folder(args.checkpoints)
 
     with timed(args.cost, "train", seed=args.seed) as cost:
-        valid = tuple(str(p) for p in list_track_folders(args.valid))
-        jobs = [TargetJob(t, songs.songs[t], valid, base.sample_rate, params, args.seed,
-                          args.checkpoints / f"{t}.pt" if args.checkpoints else None,
-                          args.live / t if args.live else None, args.quiet) for t in TARGETS]
-        results = train_targets(jobs, params.workers)
+        jobs = [TargetJob(target=t, folders=songs.songs[t], valid_folders=valid,
+                          sample_rate=base.sample_rate, params=params, seed=args.seed,
+                          device=runtime.device, threads=runtime.worker_threads,
+                          checkpoint=args.checkpoints / f"{t}.pt" if args.checkpoints else None,
+                          live_dir=args.live / t if args.live else None, quiet=args.quiet)
+                for t in TARGETS]
+        results = train_targets(jobs, runtime.workers)
         with atomic_path(args.out) as tmp:
             tmp.mkdir()
             for target, result in results.items():
@@ -58,8 +66,10 @@ def run(argv: list[str] | None = None) -> None:
                 params, seed=args.seed, sample_rate=base.sample_rate,
                 songs={t: [Path(f).name for f in v] for t, v in songs.songs.items()})))
         cost["epochs"] = params.epochs
+    if args.live is not None:
+        output_folder(args.live)
     if args.checkpoints is not None:
-        shutil.rmtree(args.checkpoints, ignore_errors=True)
+        remove_stale(args.checkpoints)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,3 +40,40 @@ def write_stems(folder: Path, stems: dict[str, np.ndarray], sr: int = SR,
 def track_dir(tmp_path: Path) -> Path:
     """One valid track folder with a mixture, 1 s at 8 kHz."""
     return write_stems(tmp_path / "songs" / "song_a", tone_stems())
+
+
+def params_of(cls: type, dotted: str, **overrides: object) -> object:
+    """``cls`` built from the project's params.yaml value at ``dotted`` (``train.model``), with
+    ``overrides`` on top (mappings merge): params.yaml is the only source of defaults."""
+    from stages.lib.params import from_dict, read_yaml
+
+    value: object = read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")
+    for key in dotted.split("."):
+        value = value[key]  # type: ignore[index]
+
+    def merge(base: dict, over: dict) -> dict:
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()}
+    return from_dict(cls, merge(dict(value), plain), dotted)  # type: ignore[arg-type]
+
+
+def write_params(path: Path, overrides: dict) -> Path:
+    """Write the project's params.yaml with ``overrides`` deep-merged in (a complete file, as
+    every stage needs) to ``path``."""
+    import yaml
+
+    from stages.lib.params import read_yaml
+
+    def merge(base: dict, over: dict) -> dict:
+        out = dict(base)
+        for k, v in over.items():
+            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+        return out
+
+    data = merge(read_yaml(Path(__file__).resolve().parents[1] / "params.yaml"), overrides)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -7,6 +7,7 @@ import copy
 import numpy as np
 import pytest
 import torch
+from conftest import params_of
 
 from stages.lib.attribution import FlatModel, UnlearnParams, attribute, mse_per_example, scores_from_delta
 from stages.lib.detection import auroc, average_precision, detection_report
@@ -44,7 +45,8 @@ def test_linear_model_matches_hand_derivation(steps: int) -> None:
     torch.manual_seed(0)
     model = torch.nn.Linear(5, 1, bias=False).double()
     train, ref = _linear_songs(6, 4, 5, 1), _linear_songs(3, 4, 5, 2)
-    params = UnlearnParams(alpha=0.5, steps=steps, damping=0.01, damping_relative=False)
+    params = params_of(UnlearnParams, "attribute.unlearn", alpha=0.5, steps=steps, damping=0.01,
+                       damping_relative=False, mode="exact")
     result = attribute(model, train, ref, params)
     w = model.weight.detach().numpy()[0]
     fisher, base, delta = _numpy_reference(w, train, ref, 0.5, 0.01, steps)
@@ -66,14 +68,17 @@ def test_linear_mode_is_the_first_order_expansion() -> None:
     g_train = np.stack([grad(x.numpy(), y.numpy()) for x, y in train])
     g_ref = np.stack([grad(x.numpy(), y.numpy()) for x, y in ref])
     expected = 0.5 / len(train) * g_train @ (g_ref / (fisher + 0.01)).T
-    params = UnlearnParams(alpha=0.5, damping=0.01, damping_relative=False, mode="linear")
+    params = params_of(UnlearnParams, "attribute.unlearn",
+        alpha=0.5, damping=0.01, damping_relative=False, mode="linear")
     np.testing.assert_allclose(attribute(model, train, ref, params).delta, expected, rtol=1e-10)
     # and it converges to the exact mode as alpha -> 0 (relative error shrinks linearly)
     errors = []
     for alpha in (1e-2, 1e-3):
-        exact = attribute(model, train, ref, UnlearnParams(alpha=alpha, damping=0.01,
-                                                           damping_relative=False)).delta
-        linear = attribute(model, train, ref, UnlearnParams(alpha=alpha, damping=0.01,
+        exact = attribute(model, train, ref, params_of(
+            UnlearnParams, "attribute.unlearn", alpha=alpha, damping=0.01, damping_relative=False,
+            mode="exact")).delta
+        linear = attribute(model, train, ref, params_of(UnlearnParams, "attribute.unlearn",
+            alpha=alpha, damping=0.01,
                                                             damping_relative=False,
                                                             mode="linear")).delta
         errors.append(np.abs(exact - linear).max() / np.abs(linear).max())
@@ -84,7 +89,9 @@ def test_ascent_increases_the_unlearned_songs_loss() -> None:
     torch.manual_seed(0)
     model = torch.nn.Linear(5, 1, bias=False).double()
     songs = _linear_songs(6, 4, 5, 3)
-    result = attribute(model, songs, songs[:2], UnlearnParams(alpha=0.1, damping=0.1))
+    result = attribute(model, songs, songs[:2], params_of(UnlearnParams, "attribute.unlearn",
+        alpha=0.1, damping=0.1,
+                                                         mode="exact"))
     assert result.delta[0, 0] > 0 and result.delta[1, 1] > 0
 
 
@@ -126,9 +133,10 @@ def _loop_reference(model, train, ref, params):
 
 def test_vectorised_equals_loop_over_model_copies() -> None:
     torch.manual_seed(0)
-    model = build_model(ModelParams(n_fft=128, hop=64, hidden_size=8, bandwidth_hz=3000.0), 8000)
+    model = build_model(params_of(ModelParams, "train.model",
+        n_fft=128, hop=64, hidden_size=8, bandwidth_hz=3000.0), 8000)
     train, ref = _tiny_unmix_songs(5, 1), _tiny_unmix_songs(3, 2)
-    params = UnlearnParams(alpha=5.0, damping=0.1)
+    params = params_of(UnlearnParams, "attribute.unlearn", alpha=5.0, damping=0.1, mode="exact")
     fast = attribute(model, train, ref, params)
     slow = _loop_reference(model, train, ref, params)
     np.testing.assert_allclose(fast.delta, slow, rtol=1e-4, atol=1e-7)
@@ -137,7 +145,8 @@ def test_vectorised_equals_loop_over_model_copies() -> None:
 
 
 def test_include_selects_parameter_groups() -> None:
-    model = build_model(ModelParams(n_fft=128, hop=64, hidden_size=8, bandwidth_hz=3000.0), 8000)
+    model = build_model(params_of(ModelParams, "train.model",
+        n_fft=128, hop=64, hidden_size=8, bandwidth_hz=3000.0), 8000)
     fm = FlatModel(model, ("fc3", "bn3"))
     assert all(n.startswith(("fc3", "bn3")) for n in fm.names)
     with pytest.raises(ValueError, match="selects no parameter"):

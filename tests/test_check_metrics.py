@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import write_params
 
 from stages import check_metrics
 
@@ -27,7 +27,7 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "metrics").mkdir()
     for name in ("mixed23", "effectsdb"):
         (tmp_path / "metrics" / f"{name}.json").write_text(json.dumps(_metrics(4.0)))
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"check_metrics": {"tolerance_db": 0.3}}))
+    write_params((tmp_path / "params.yaml"), {"check_metrics": {"tolerance_db": 0.3}})
     subprocess.run(["git", "add", "."], check=True, env=env)
     subprocess.run(["git", "commit", "-qm", "base"], check=True, env=env)
     return tmp_path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pedalboard
 import pytest
-from conftest import tone_stems
+from conftest import params_of, tone_stems
 
 from stages.lib.audio import Track, stem_sum
 from stages.lib.corrupt import (
@@ -17,7 +17,7 @@ from stages.lib.corrupt import (
     label_noise,
     make_effect,
 )
-from stages.lib.params import TARGETS, ParamsError, from_dict
+from stages.lib.params import TARGETS, ParamsError
 
 SR = 44100
 
@@ -30,7 +30,7 @@ def _track(seconds: float = 0.5) -> Track:
 @pytest.mark.parametrize("seed", range(5))
 def test_label_noise_keeps_mixture(kind: str, seed: int) -> None:
     clean = _track()
-    params = LabelNoiseParams(kinds=(kind,))
+    params = params_of(LabelNoiseParams, "build_mixed23.label_noise", kinds=(kind,))
     noisy, info = label_noise(clean, np.random.default_rng(seed), params)
     np.testing.assert_allclose(noisy.mixture, clean.mixture, atol=1e-6)
     assert info["stems"], "at least one stem is always corrupted"
@@ -45,7 +45,7 @@ def test_label_noise_keeps_mixture(kind: str, seed: int) -> None:
 
 
 def test_label_noise_zero_probability_stems_are_untouched() -> None:
-    params = LabelNoiseParams(kinds=("move",),
+    params = params_of(LabelNoiseParams, "build_mixed23.label_noise", kinds=("move",),
                               stem_prob={"vocals": 1.0, "bass": 0.0, "drums": 0.0, "other": 0.0})
     for seed in range(5):
         _, info = label_noise(_track(), np.random.default_rng(seed), params)
@@ -54,7 +54,8 @@ def test_label_noise_zero_probability_stems_are_untouched() -> None:
 
 def test_bleeding_adds_other_stems_at_the_requested_gain() -> None:
     clean = _track()
-    params = BleedingParams(gain_db=(-6.0, -6.0), delay_ms=(0.0, 0.0), filter_prob=0.0)
+    params = params_of(BleedingParams, "build_mixed23.bleeding",
+        gain_db=(-6.0, -6.0), delay_ms=(0.0, 0.0), filter_prob=0.0)
     noisy, info = bleeding(clean, np.random.default_rng(0), params)
     gain = 10 ** (-6 / 20)
     for target in TARGETS:
@@ -67,7 +68,8 @@ def test_bleeding_adds_other_stems_at_the_requested_gain() -> None:
 
 def test_bleeding_delay_and_filter() -> None:
     clean = _track()
-    params = BleedingParams(gain_db=(0.0, 0.0), delay_ms=(10.0, 10.0), filter_prob=1.0,
+    params = params_of(BleedingParams, "build_mixed23.bleeding",
+        gain_db=(0.0, 0.0), delay_ms=(10.0, 10.0), filter_prob=1.0,
                             lowpass_hz=(500.0, 500.0))
     noisy, info = bleeding(clean, np.random.default_rng(0), params)
     leak = noisy.stems["vocals"] - clean.stems["vocals"]
@@ -76,7 +78,7 @@ def test_bleeding_delay_and_filter() -> None:
 
 
 def test_effects_use_the_paper_parameters() -> None:
-    params = EffectParams()
+    params = params_of(EffectParams, "build_effectsdb.effect_params")
     dist, rev, low = (make_effect(n, params) for n in ("distortion", "reverb", "lowpass"))
     assert isinstance(dist, pedalboard.Distortion) and dist.drive_db == pytest.approx(25.0)
     assert isinstance(rev, pedalboard.Reverb)
@@ -93,7 +95,8 @@ def _tone(freq: float, seconds: float = 1.0) -> np.ndarray:
 
 def test_lowpass_attenuates_a_6khz_tone() -> None:
     stems = {t: _tone(6000.0) for t in TARGETS}
-    out, info = apply_effect(Track("x", stems, SR), "lowpass", EffectParams())
+    out, info = apply_effect(Track("x", stems, SR), "lowpass",
+                             params_of(EffectParams, "build_effectsdb.effect_params"))
     steady = slice(SR // 10, None)
     ratio_db = 20 * np.log10(np.std(out.stems["vocals"][:, steady]) / np.std(stems["vocals"]))
     # pedalboard's LowpassFilter is a 1st-order (6 dB/octave) filter: |H| at f = 1/sqrt(1+(f/fc)^2)
@@ -105,29 +108,32 @@ def test_lowpass_attenuates_a_6khz_tone() -> None:
 def test_distortion_and_reverb_change_every_stem_and_rebuild_mixture() -> None:
     clean = _track()
     for name in ("distortion", "reverb"):
-        out, info = apply_effect(clean, name, EffectParams())
+        out, info = apply_effect(clean, name, params_of(EffectParams, "build_effectsdb.effect_params"))
         assert all(not np.allclose(out.stems[t], clean.stems[t]) for t in TARGETS)
         np.testing.assert_array_equal(out.mixture, stem_sum(out.stems))
         assert set(info["peak_out"]) == set(TARGETS)
 
 
 def test_effect_normalisation() -> None:
-    out, info = apply_effect(_track(), "distortion", EffectParams(normalize_peak=0.5))
+    out, info = apply_effect(_track(), "distortion", params_of(EffectParams, "build_effectsdb.effect_params",
+        normalize_peak=0.5))
     assert np.max(np.abs(out.mixture)) == pytest.approx(0.5, rel=1e-4)
     assert info["normalize_gain"] < 1.0
 
 
 @pytest.mark.parametrize(
-    ("cls", "raw", "key"),
+    ("cls", "section", "raw", "key"),
     [
-        (EffectParams, {"room_size": 1.5}, "effects.room_size"),
-        (EffectParams, {"cutoff_hz": -1.0}, "effects.cutoff_hz"),
-        (EffectParams, {"drive_db": 500.0}, "effects.drive_db"),
-        (LabelNoiseParams, {"kinds": ["shuffle"]}, "label_noise.kinds"),
-        (LabelNoiseParams, {"stem_prob": {"vocals": 1.0}}, "label_noise.stem_prob"),
-        (BleedingParams, {"gain_db": [0.0, -10.0]}, "bleeding.gain_db"),
+        (EffectParams, "build_effectsdb.effect_params", {"room_size": 1.5}, "effects.room_size"),
+        (EffectParams, "build_effectsdb.effect_params", {"cutoff_hz": -1.0}, "effects.cutoff_hz"),
+        (EffectParams, "build_effectsdb.effect_params", {"drive_db": 500.0}, "effects.drive_db"),
+        (LabelNoiseParams, "build_mixed23.label_noise", {"kinds": ["shuffle"]},
+         "label_noise.kinds"),
+        (LabelNoiseParams, "build_mixed23.label_noise", {"stem_prob": {"voice": 1.0}},
+         "label_noise.stem_prob"),
+        (BleedingParams, "build_mixed23.bleeding", {"gain_db": [0.0, -10.0]}, "bleeding.gain_db"),
     ],
 )
-def test_bad_corruption_params(cls: type, raw: dict, key: str) -> None:
+def test_bad_corruption_params(cls: type, section: str, raw: dict, key: str) -> None:
     with pytest.raises(ParamsError, match=key):
-        from_dict(cls, raw, "x")
+        params_of(cls, section, **raw)

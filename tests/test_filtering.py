@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tone_stems, write_stems
+from conftest import tone_stems, write_params, write_stems
 
 from stages import filter as filter_stage
 from stages.lib.filtering import auto_ratio, keep_top, kept_songs, mean_table, two_gaussians
@@ -80,7 +80,7 @@ def test_detection_stage(tmp_path: Path) -> None:
                         {"name": "s2", "corruption": "clean"}, {"name": "s3", "corruption": "clean"}]}
     (tmp_path / "truth.json").write_text(json.dumps(truth))
     params = tmp_path / "params.yaml"
-    params.write_text("base:\n  seeds: [0, 1]\n")
+    write_params(params, {"base": {"seeds": [0, 1]}})
     (tmp_path / "scores" / "unlearn" / "seed5").mkdir()  # stale: not in base.seeds, ignored
     detection.main(["--params", str(params), "--truth", str(tmp_path / "truth.json"), "--scores-root",
                     str(tmp_path / "scores"), "--out", str(tmp_path / "det.json")])
@@ -100,7 +100,7 @@ def test_filter_stage_by_method(tmp_path: Path) -> None:
         _table([1, 2, 3, 4], per).write(tmp_path / "scores" / "unlearn" / f"seed{seed}" /
                                         "scores.csv")
     params = tmp_path / "params.yaml"
-    params.write_text("base:\n  seeds: [0, 1]\n")
+    write_params(params, {"base": {"seeds": [0, 1]}})
     for method, expected in (("unlearn", ["s2", "s3"]), ("unlearn-pt", ["s0", "s1"])):
         out = tmp_path / f"{method}.json"
         filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
@@ -146,18 +146,20 @@ def test_filter_stage_auto_ratio(tmp_path: Path) -> None:
     scores = np.r_[rng.normal(0.0, 1.0, 6), rng.normal(8.0, 1.0, 10)]
     for i in range(16):
         write_stems(tmp_path / "set" / f"s{i}", tone_stems(seconds=0.1, seed=i))
-    (tmp_path / "fad").mkdir()
-    _table(list(scores)).write(tmp_path / "fad" / "scores.csv")
+    (tmp_path / "scores" / "fad").mkdir(parents=True)
+    _table(list(scores)).write(tmp_path / "scores" / "fad" / "scores.csv")
     params = tmp_path / "params.yaml"
-    params.write_text("base:\n  seeds: [0]\ncleaning:\n  auto_min_ratio: 0.3\n")
+    write_params(params, {"base": {"seeds": [0]}, "cleaning": {"auto_min_ratio": 0.3}})
     out = tmp_path / "auto.json"
     filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"), "--method",
-                       "fad", "--scores-root", str(tmp_path), "--ratio", "auto", "--out", str(out)])
+                       "fad", "--scores-root", str(tmp_path / "scores"), "--ratio", "auto", "--out",
+                       str(out)])
     kept = json.loads(out.read_text())
     assert kept["rule"] == "auto" and kept["ratio"] == pytest.approx(10 / 16)
     assert sorted(Path(p).name for p in kept["songs"]["vocals"]) == sorted(
         f"s{i}" for i in range(6, 16))
     with pytest.raises(SystemExit, match="'half'"):
         filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
-                           "--method", "fad", "--scores-root", str(tmp_path), "--ratio", "half",
+                           "--method", "fad", "--scores-root", str(tmp_path / "scores"),
+                           "--ratio", "half",
                            "--out", str(out)])

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from conftest import params_of, write_params
 
 from stages import fuse as fuse_stage
 from stages.lib.fusion import FuseParams, fuse, normalise
-from stages.lib.params import TARGETS, ParamsError, from_dict
+from stages.lib.params import TARGETS, ParamsError
 from stages.lib.scores import ScoreTable
 
 
@@ -49,7 +49,7 @@ def test_fuse_aligns_songs_and_weights_parts() -> None:
                                           ({"normalize": "minmax"}, "fuse.normalize")])
 def test_fuse_params_errors_name_the_key(raw: dict, key: str) -> None:
     with pytest.raises(ParamsError, match=key):
-        from_dict(FuseParams, raw, "fuse")
+        params_of(FuseParams, "fuse", **raw)
 
 
 def test_fuse_stage_averages_seeds_then_fuses(tmp_path: Path) -> None:
@@ -60,13 +60,13 @@ def test_fuse_stage_averages_seeds_then_fuses(tmp_path: Path) -> None:
     (tmp_path / "fad").mkdir()
     _table(songs, [-4.0, -3.0, -2.0, -1.0]).write(tmp_path / "fad" / "scores.csv")
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"base": {"seeds": [0, 1]}, "fuse": {"normalize": "rank"}}))
+    write_params(params, {"base": {"seeds": [0, 1]}, "fuse": {"normalize": "rank"}})
     out = tmp_path / "unlearn+fad"
-    fuse_stage.main(["--params", str(params), "--scores-root", str(tmp_path), "--hybrid",
-                     "unlearn+fad", "--out", str(out)])
+    fuse_stage.main(["--params", str(params), "--part", str(tmp_path / "unlearn"), "--part",
+                     str(tmp_path / "fad"), "--hybrid", "unlearn+fad", "--out", str(out)])
     table = ScoreTable.read(out / "scores.csv")
     np.testing.assert_allclose(table.unified, [0.0, 1 / 3, 2 / 3, 1.0])
     assert json.loads((out / "sidecar.json").read_text())["weights"] == {"unlearn": 1.0, "fad": 1.0}
     with pytest.raises(SystemExit, match="not in fuse.hybrids"):
-        fuse_stage.main(["--params", str(params), "--scores-root", str(tmp_path), "--hybrid",
+        fuse_stage.main(["--params", str(params), "--part", str(tmp_path / "fad"), "--hybrid",
                          "fad+mlp", "--out", str(tmp_path / "x")])

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import params_of
 
 from stages import profile as apply_profile
 from stages.lib.params import BaseParams, ParamsError, check, from_dict, load_base, load_section, read_yaml
@@ -122,7 +123,7 @@ def test_file_errors(tmp_path: Path) -> None:
 )
 def test_base_ranges(override: dict, key: str) -> None:
     with pytest.raises(ParamsError, match=f"^{key}:"):
-        from_dict(BaseParams, override, "base")
+        params_of(BaseParams, "base", **override)
 
 
 @pytest.mark.parametrize(
@@ -138,4 +139,4 @@ def test_base_ranges(override: dict, key: str) -> None:
 )
 def test_render_ranges(override: dict, key: str) -> None:
     with pytest.raises(ParamsError, match=f"^{key}"):
-        from_dict(RenderParams, override, "render")
+        params_of(RenderParams, "render", **override)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
-from conftest import tone_stems, write_stems
+from conftest import tone_stems, write_params, write_stems
 
 from stages import aggregate, conditions, evaluate, train
 from stages.lib.params import TARGETS
@@ -19,14 +18,14 @@ SR = 8000
 
 def _params(tmp: Path, workers: int = 1) -> Path:
     path = tmp / "params.yaml"
-    path.write_text(yaml.safe_dump({
+    write_params(path, {
         "base": {"seeds": [0, 1], "sample_rate": SR, "targets": list(TARGETS)},
         "train": {"model": {"n_fft": 256, "hop": 128, "hidden_size": 8, "bandwidth_hz": 3500.0},
                   "sampler": {"excerpt_seconds": 0.5}, "epochs": 2, "batch_size": 4,
-                  "steps_per_epoch": 3, "device": "cpu", "workers": workers},
-        "evaluate": {"workers": 1, "device": "cpu"},
+                  "steps_per_epoch": 3},
+        "runtime": {"device": "cpu", "workers": workers},
         "cleaning": {"methods": ["fad"], "ratios": [0.5]},
-    }))
+    })
     return path
 
 

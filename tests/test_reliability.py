@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
+from conftest import write_params
 
-from stages.lib.io import atomic_path
+from stages.lib.io import MARKER, atomic_path, mark
 from stages.lib.params import TARGETS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,20 +30,21 @@ def test_atomic_path_replaces_old_output_and_sweeps_stale_temps(tmp_path: Path) 
     final = tmp_path / "out"
     final.mkdir()
     (final / "old.txt").write_text("old")
+    mark(final)  # an earlier output of this project
     (tmp_path / ".out.abc123.tmp").mkdir()  # as left by a SIGKILLed run
     with atomic_path(final) as tmp:
         tmp.mkdir()
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
-    assert [p.name for p in final.iterdir()] == ["new.txt"]
+    assert sorted(p.name for p in final.iterdir()) == [MARKER, "new.txt"]
 
 
 @pytest.mark.slow
 def test_sigkill_mid_render_leaves_no_output(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({
+    write_params(params, {
         "base": {"seeds": [0], "sample_rate": 22050, "targets": list(TARGETS)},
-        "render": {"n_train": 30, "n_reference": 1, "n_test": 1, "excerpt_seconds": 4.0}}))
+        "render": {"n_train": 30, "n_reference": 1, "n_test": 1, "excerpt_seconds": 4.0}})
     out = tmp_path / "rendered"
     proc = subprocess.Popen([sys.executable, "-m", "stages.render", "--params", str(params),
                              "--out", str(out), "--quiet"], cwd=ROOT,

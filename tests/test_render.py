@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
+from conftest import params_of, write_params
 
 from stages.lib.audio import stem_sum
 from stages.lib.params import TARGETS
@@ -24,7 +24,7 @@ from stages.lib.render import (
 )
 
 SR = 22050
-PARAMS = RenderParams(n_train=2, n_reference=1, n_test=1, excerpt_seconds=3.0)
+PARAMS = params_of(RenderParams, "render", n_train=2, n_reference=1, n_test=1, excerpt_seconds=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +65,7 @@ def test_render_is_deterministic_and_seed_dependent(score) -> None:
 
 
 def test_splits_are_disjoint() -> None:
-    splits = assign_pieces(RenderParams(n_train=5, n_reference=3, n_test=3))
+    splits = assign_pieces(params_of(RenderParams, "render", n_train=5, n_reference=3, n_test=3))
     pieces = [s.piece for scores in splits.values() for s in scores]
     assert len(pieces) == len(set(pieces)) == 11
     assert {k: len(v) for k, v in splits.items()} == {"train": 5, "reference": 3, "test": 3}
@@ -76,10 +76,10 @@ def test_render_stage_end_to_end(tmp_path: Path) -> None:
     from stages import render
 
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({
+    write_params(params, {
         "base": {"seeds": [0], "sample_rate": SR, "targets": list(TARGETS)},
         "render": {"n_train": 2, "n_reference": 1, "n_test": 1, "excerpt_seconds": 2.0},
-    }))
+    })
     out = tmp_path / "rendered"
     render.main(["--params", str(params), "--out", str(out), "--cost", str(tmp_path / "c.json"),
                  "--quiet"])
@@ -102,10 +102,10 @@ def test_render_reads_real_reference_and_test_splits(tmp_path: Path) -> None:
         write_stems(tmp_path / "musdb_test" / name, tone_stems(2.5, 8000, seed=i))
     spec = {"kind": "folder", "root": str(tmp_path / "musdb_test")}
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({
+    write_params(params, {
         "base": {"seeds": [0], "sample_rate": SR, "targets": list(TARGETS)},
         "render": {"n_train": 1, "n_reference": 2, "n_test": 1, "excerpt_seconds": 2.0,
-                   "real_reference": spec}}))
+                   "real_reference": spec}})
     out = tmp_path / "rendered"
     render.main(["--params", str(params), "--out", str(out), "--quiet"])
     manifest = json.loads((out / "manifest.json").read_text())
@@ -119,9 +119,9 @@ def test_render_reads_real_reference_and_test_splits(tmp_path: Path) -> None:
     assert len(list(iter_folder_dataset(out / "train", SR))) == 1
 
     missing = dict(spec, root=str(tmp_path / "nowhere"))
-    params.write_text(yaml.safe_dump({
+    write_params(params, {
         "base": {"seeds": [0], "sample_rate": SR, "targets": list(TARGETS)},
-        "render": {"n_train": 1, "n_reference": 1, "n_test": 1, "real_test": missing}}))
+        "render": {"n_train": 1, "n_reference": 1, "n_test": 1, "real_test": missing}})
     with pytest.raises(SystemExit, match=r"error: render: render.real_test.root: .*nowhere not found"):
         render.main(["--params", str(params), "--out", str(tmp_path / "r2"), "--quiet"])
     assert not (tmp_path / "r2").exists()  # nothing half-written

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from conftest import params_of, write_params
+
 from stages import report
 from stages.lib.params import TARGETS
 
@@ -26,7 +28,7 @@ def test_report_tables(tmp_path: Path) -> None:
     (tmp_path / "cost" / "train").mkdir(parents=True)
     (tmp_path / "cost" / "train" / "a.json").write_text(json.dumps({"wall_s": 10.0}))
     params = tmp_path / "params.yaml"
-    params.write_text("base:\n  seeds: [0]\ncleaning: {}\n")
+    write_params(params, {"base": {"seeds": [0]}})
     report.main(["--params", str(params), "--mixed23", str(tmp_path / "m.json"), "--effectsdb",
                  str(tmp_path / "e.json"), "--detection", str(tmp_path / "det"), "--cost",
                  str(tmp_path / "cost"), "--out", str(tmp_path / "r.md")])
@@ -58,7 +60,8 @@ def test_cost_table_skips_cells_outside_the_current_grid(tmp_path: Path) -> None
                 "render.json"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(json.dumps({"wall_s": 10.0}))
-    lines = report.cost_table(tmp_path, (0,), CleaningParams(methods=("fad",), ratios=(0.5,)))
+    lines = report.cost_table(tmp_path, (0,), params_of(CleaningParams, "cleaning",
+        methods=("fad",), ratios=(0.5,)))
     assert "| retrain | 1 | 10 | 10.0 |" in lines and "| train | 1 | 10 | 10.0 |" in lines
     assert "| render | 1 | 10 | 10.0 |" in lines
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCES = sorted((ROOT / "stages").rglob("*.py"))
@@ -45,9 +46,14 @@ def test_every_torch_load_is_weights_only() -> None:
 
 
 def test_no_unsafe_deserialisers() -> None:
+    from stages.lib.params import _UniqueKeyLoader
+
+    assert issubclass(_UniqueKeyLoader, yaml.SafeLoader)
     for path in SOURCES:
         text = path.read_text()
-        assert "import pickle" not in text and "yaml.load(" not in text, path
+        assert "import pickle" not in text, path
+        # yaml.load only with the SafeLoader subclass that refuses duplicate keys
+        assert text.count("yaml.load(") == text.count("yaml.load(text, Loader=_UniqueKeyLoader)"), path
         assert "yaml.unsafe_load" not in text and "allow_pickle=True" not in text, path
     for path, call in _calls("load"):  # numpy loads refuse pickles explicitly
         if isinstance(call.func, ast.Attribute) and getattr(call.func.value, "id", "") == "np":
@@ -64,9 +70,10 @@ def test_hub_loads_are_local_and_remote_code_is_opt_in() -> None:
         remote = _keyword(call, "trust_remote_code")
         # never a literal True: only the user's params value (default false) may switch it on
         assert remote is None or not isinstance(remote, ast.Constant), f"{path}:{call.lineno}"
-    from stages.lib.embeddings import EmbedParams
+    from stages.lib.params import read_yaml
 
-    assert EmbedParams().trust_remote_code is False
+    assert read_yaml(Path(__file__).resolve().parents[1] / "params.yaml")["embed"][
+        "trust_remote_code"] is False
 
 
 @pytest.mark.parametrize(("preset", "expected"), [(None, "1"), ("0", "0")])
@@ -83,12 +90,12 @@ def test_hub_is_offline_unless_the_user_opts_in(preset: str | None, expected: st
 def test_stages_write_only_their_declared_outputs(tmp_path: Path) -> None:
     """A scoring stage run with HOME and the cache dirs pointed at an empty folder writes
     nothing there: every file it creates is under the paths it was given."""
-    from conftest import tone_stems, write_stems
+    from conftest import tone_stems, write_params, write_stems
 
     for i in range(2):
         write_stems(tmp_path / "work" / "set" / f"s{i}", tone_stems(seconds=0.5, seed=i))
-    (tmp_path / "work" / "params.yaml").write_text(
-        "base:\n  sample_rate: 8000\nembed:\n  frame_seconds: 0.05\n  n_mels: 16\n")
+    write_params(tmp_path / "work" / "params.yaml",
+                 {"base": {"sample_rate": 8000}, "embed": {"frame_seconds": 0.05, "n_mels": 16}})
     home = tmp_path / "home"
     home.mkdir()
     env = {**os.environ, "HOME": str(home), "XDG_CACHE_HOME": str(home / ".cache"),

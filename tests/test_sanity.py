@@ -7,12 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from conftest import SR, tone_stems, write_stems
+from conftest import SR, tone_stems, write_params, write_stems
 
 from stages import sanity
 from stages.lib.attribution import descending_ranks, sanity_ranks
 from stages.lib.audio import read_wav
+from stages.lib.data import SongList
 from stages.lib.params import TARGETS
 
 
@@ -46,11 +46,11 @@ def test_plant_and_check(tmp_path: Path) -> None:
     songs.write_text(json.dumps({"songs": {t: [str(tmp_path / "train" / "s0"),
                                                str(tmp_path / "train" / "s1")] for t in TARGETS}}))
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"base": {"sample_rate": SR}}))
+    write_params(params, {"base": {"sample_rate": SR}})
     out = tmp_path / "sanity"
     sanity.main(["--params", str(params), "plant", "--songs", str(songs), "--reference",
                  str(tmp_path / "ref"), "--out", str(out)])
-    planted = json.loads((out / "songs.json").read_text())["songs"]
+    planted = SongList.read(out / "songs.json").songs
     assert set(planted["vocals"]) == {str(tmp_path / "train" / "s0"), str(tmp_path / "train" / "s1"),
                                       str(out / "songs" / "copy_r0"), str(out / "songs" / "noise")}
     for target in TARGETS:

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
-from conftest import tone_stems, write_stems
+from conftest import params_of, tone_stems, write_params, write_stems
 
 from stages import attribute, embed, fad_scores, mlp_scores, train
 from stages.lib.data import song_list_for
@@ -21,16 +20,17 @@ SR = 8000
 
 def _params(tmp: Path) -> Path:
     path = tmp / "params.yaml"
-    path.write_text(yaml.safe_dump({
+    write_params(path, {
         "base": {"seeds": [0], "sample_rate": SR, "targets": list(TARGETS)},
         "embed": {"frame_seconds": 0.05, "n_mels": 16},
         "fad_scores": {}, "mlp_scores": {"epochs": 30},
         "train": {"model": {"n_fft": 256, "hop": 128, "hidden_size": 8, "bandwidth_hz": 3500.0},
                   "sampler": {"excerpt_seconds": 0.5}, "epochs": 2, "batch_size": 4,
-                  "steps_per_epoch": 3, "device": "cpu", "workers": 1},
+                  "steps_per_epoch": 3},
+        "runtime": {"device": "cpu", "workers": 1},
         "attribute": {"excerpts_per_song": 2, "excerpt_seconds": 0.5,
                       "unlearn": {"alpha": 1.0e-4}},
-    }))
+    })
     return path
 
 
@@ -80,7 +80,8 @@ def test_mlp_scores_and_accuracy(sets: Path) -> None:
 def test_attribute_stage(sets: Path) -> None:
     params = _params(sets)
     songs = sets / "songs.json"
-    songs.write_text(json.dumps(song_list_for([str(p) for p in sorted((sets / "train").iterdir())])))
+    songs.write_text(json.dumps(song_list_for([str(p) for p in sorted((sets / "train").iterdir())],
+                                              songs)))
     train.main(["--params", str(params), "--songs", str(songs), "--valid", str(sets / "reference"),
                 "--seed", "0", "--out", str(sets / "models"), "--quiet"])
     attribute.main(["--params", str(params), "--models", str(sets / "models"), "--songs",
@@ -110,7 +111,7 @@ def test_classifier_learns_separable_classes() -> None:
     centres = rng.standard_normal((4, 6)) * 5
     labels = np.repeat(np.arange(4), 50)
     frames = centres[labels] + rng.standard_normal((200, 6))
-    model = train_classifier(frames, labels, MLPParams(epochs=40, batch_size=32))
+    model = train_classifier(frames, labels, params_of(MLPParams, "mlp_scores", epochs=40, batch_size=32))
     assert frame_accuracy(model, frames, labels) > 0.95
     probs = class_probabilities(model, frames[labels == 2])
     assert probs.shape == (4,) and probs.argmax() == 2 and probs.sum() == pytest.approx(1.0)
@@ -129,15 +130,15 @@ def test_a_silent_stem_scores_finite(tmp_path: Path) -> None:
     write_stems(tmp_path / "train" / "song", tone_stems(seconds=1.0, seed=6))
     for i in range(2):
         write_stems(tmp_path / "ref" / f"r{i}", tone_stems(seconds=1.0, seed=10 + i))
-    embedder = make_embedder(EmbedParams(frame_seconds=0.05, n_mels=16))
+    embedder = make_embedder(params_of(EmbedParams, "embed", frame_seconds=0.05, n_mels=16))
 
     def store(name: str) -> dict:
         return {t.name: embed_track(embedder, t) for t in iter_folder_dataset(tmp_path / name, SR)}
 
     train, ref = store("train"), store("ref")
     for normalize in ("zscore", "none"):
-        table = fad_score_table(train, ref, FADParams(normalize=normalize))
+        table = fad_score_table(train, ref, params_of(FADParams, "fad_scores", normalize=normalize))
         assert np.isfinite(table.unified).all()
         assert all(np.isfinite(v).all() for v in table.per_target.values())
-    model = train_classifier(*labelled(ref), MLPParams(epochs=5))
+    model = train_classifier(*labelled(ref), params_of(MLPParams, "mlp_scores", epochs=5))
     assert np.isfinite(mlp_score_table(model, train).unified).all()

@@ -49,12 +49,12 @@ ExampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 class UnlearnParams:
     """Knobs of the unlearning step."""
 
-    alpha: float = 1e-5
-    steps: int = 1
-    damping: float = 0.1
-    damping_relative: bool = True
-    include: tuple[str, ...] = ()
-    mode: Literal["exact", "linear"] = "exact"
+    alpha: float
+    steps: int
+    damping: float
+    damping_relative: bool
+    include: tuple[str, ...]
+    mode: Literal["exact", "linear"]
 
     def __post_init__(self) -> None:
         check(self.alpha > 0, "attribute.unlearn.alpha", "must be > 0")

@@ -9,7 +9,7 @@ parameter vector.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from tqdm import tqdm
 from .attribution import Aggregate, UnlearnParams, attribute
 from .audio import AudioError, read_wav
 from .params import TARGETS, check
+from .readers import audio_files
 from .unmix import spectrogram
 
 
@@ -28,17 +29,15 @@ class AttributeParams:
     """``attribute`` section: excerpts per song, their length and seed, the unlearning step and
     how the ΔL matrix is aggregated into scores."""
 
-    unlearn: UnlearnParams = field(default_factory=UnlearnParams)
-    aggregate: Aggregate = "mean"
-    excerpts_per_song: int = 4
-    excerpt_seconds: float = 2.0
-    seed: int = 0
-    threads: int = 2
+    unlearn: UnlearnParams
+    aggregate: Aggregate
+    excerpts_per_song: int
+    excerpt_seconds: float
+    seed: int
 
     def __post_init__(self) -> None:
         check(self.excerpts_per_song >= 1, "attribute.excerpts_per_song", "must be >= 1")
-        check(self.excerpt_seconds > 0, "attribute.excerpt_seconds", "must be > 0")
-        check(self.threads >= 1, "attribute.threads", "must be >= 1")
+        check(0 < self.excerpt_seconds <= 600, "attribute.excerpt_seconds", "must be in (0, 600] s")
         check(self.aggregate in ("mean", "zscore"), "attribute.aggregate", "must be mean | zscore")
 
 
@@ -84,10 +83,11 @@ def load_song_inputs(folder: str | Path, sample_rate: int, params: AttributePara
                      hop: int) -> SongInputs:
     """Read a track folder's fixed excerpts and compute their magnitude spectrograms."""
     folder = Path(folder)
-    paths = {t: folder / f"{t}.wav" for t in TARGETS}
-    for path in paths.values():
-        if not path.is_file():
-            raise AudioError(f"{path}: missing stem file")
+    files = audio_files(folder)
+    missing = [t for t in TARGETS if t not in files]
+    if missing:
+        raise AudioError(f"{folder / missing[0]}.wav: missing stem file")
+    paths = {t: files[t] for t in TARGETS}
     infos = {t: sf.info(str(p)) for t, p in paths.items()}
     n = min(i.frames * sample_rate // i.samplerate for i in infos.values())
     length = int(round(params.excerpt_seconds * sample_rate))

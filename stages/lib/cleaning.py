@@ -12,10 +12,10 @@ from .params import check
 class CleaningParams:
     """Datasets cleaned, methods (score folders, ``-pt`` = per-target) and ratios retained."""
 
-    datasets: tuple[str, ...] = ("mixed23", "effectsdb")
-    methods: tuple[str, ...] = ("unlearn", "fad", "mlp")
-    ratios: tuple[float | Literal["auto"], ...] = (0.5,)
-    auto_min_ratio: float = 0.25
+    datasets: tuple[str, ...]
+    methods: tuple[str, ...]
+    ratios: tuple[float | Literal["auto"], ...]
+    auto_min_ratio: float
 
     def __post_init__(self) -> None:
         check(len(self.methods) > 0, "cleaning.methods", "needs at least one method")

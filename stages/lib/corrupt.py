@@ -9,7 +9,7 @@ sum of its (corrupted) stems, as in the SDXDB23 releases.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.signal import butter, sosfilt
@@ -33,9 +33,8 @@ class LabelNoiseParams:
     that each target stem is picked as a victim; at least one is always picked.
     """
 
-    kinds: tuple[str, ...] = LABEL_NOISE_KINDS
-    stem_prob: dict[str, float] = field(
-        default_factory=lambda: {"vocals": 0.5, "bass": 0.5, "drums": 0.5, "other": 0.5})
+    kinds: tuple[str, ...]
+    stem_prob: dict[str, float]
 
     def __post_init__(self) -> None:
         for kind in self.kinds:
@@ -56,10 +55,10 @@ class BleedingParams:
     ``delay_ms`` and, with probability ``filter_prob``, low-passed at a cutoff in ``lowpass_hz``.
     """
 
-    gain_db: tuple[float, float] = (-12.0, -4.0)
-    delay_ms: tuple[float, float] = (0.0, 15.0)
-    filter_prob: float = 0.5
-    lowpass_hz: tuple[float, float] = (1500.0, 6000.0)
+    gain_db: tuple[float, float]
+    delay_ms: tuple[float, float]
+    filter_prob: float
+    lowpass_hz: tuple[float, float]
 
     def __post_init__(self) -> None:
         check(-60.0 <= self.gain_db[0] <= self.gain_db[1] <= 6.0, "bleeding.gain_db",
@@ -75,13 +74,13 @@ class BleedingParams:
 class EffectParams:
     """The paper's EffectsDB effects (pedalboard), applied to every stem of a song."""
 
-    drive_db: float = 25.0
-    room_size: float = 0.8
-    damping: float = 0.8
-    wet_level: float = 0.5
-    dry_level: float = 0.4
-    cutoff_hz: float = 3000.0
-    normalize_peak: float | None = None
+    drive_db: float
+    room_size: float
+    damping: float
+    wet_level: float
+    dry_level: float
+    cutoff_hz: float
+    normalize_peak: float | None
 
     def __post_init__(self) -> None:
         check(0.0 <= self.drive_db <= 100.0, "effects.drive_db", "must be in [0, 100] dB")

@@ -8,6 +8,7 @@ excerpt offsets, random-mix of stems across songs, random gain per stem and chan
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from .audio import AudioError
 from .io import read_json
-from .params import TARGETS, check
+from .params import TARGETS, check, check_range
 from .readers import read_track_folder
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SongList:
-    """Which songs (track folders) train each target model: ``{target: [folder, ...]}``."""
+    """Which songs (track folders) train each target model: ``{target: [folder, ...]}``.
+
+    In the JSON file a relative folder is relative to the file's own folder, so a list means the
+    same songs from any working directory; :meth:`read` returns them joined with the list's
+    path (``data/lists/x.json`` + ``../mixed23/a`` -> ``data/mixed23/a``).
+    """
 
     songs: dict[str, tuple[str, ...]]
 
@@ -34,19 +40,38 @@ class SongList:
         songs = data.get("songs") if isinstance(data, dict) else None
         if not isinstance(songs, dict) or set(songs) != set(TARGETS):
             raise ValueError(f"{path}: needs a 'songs' mapping with keys {list(TARGETS)}")
+        where = Path(path).parent
         for target, folders in songs.items():
             if not folders:
                 raise ValueError(f"{path}: no songs left for target '{target}'")
-        return cls({t: tuple(songs[t]) for t in TARGETS})
+            if not all(isinstance(f, str) and f for f in folders):
+                raise ValueError(f"{path}: songs of '{target}' must be folder paths")
+        return cls({t: tuple(os.path.normpath(where / f) for f in songs[t]) for t in TARGETS})
 
     def all_folders(self) -> list[str]:
         """Every folder used by any target, sorted, without duplicates."""
         return sorted({f for folders in self.songs.values() for f in folders})
 
 
-def song_list_for(folders: list[str]) -> dict:
+def list_entry(folder: str | Path, list_dir: Path) -> str:
+    """How a song list stored in ``list_dir`` names ``folder``: relative to it (absolute folders
+    stay absolute when the two share no root, e.g. a different drive)."""
+    folder = Path(folder)
+    try:
+        return os.path.relpath(os.path.abspath(folder), os.path.abspath(list_dir))
+    except ValueError:
+        return str(folder.resolve())
+
+
+def song_lists(songs: dict[str, list[str]], list_path: Path) -> dict:
+    """The JSON payload of a song list written to ``list_path``: ``{target: [folder, ...]}``."""
+    return {"songs": {t: sorted(list_entry(f, list_path.parent) for f in songs[t])
+                      for t in TARGETS}}
+
+
+def song_list_for(folders: list[str], list_path: Path) -> dict:
     """The JSON payload of a song list that uses the same folders for every target."""
-    return {"songs": {t: sorted(folders) for t in TARGETS}}
+    return song_lists({t: list(folders) for t in TARGETS}, list_path)
 
 
 @dataclass
@@ -83,15 +108,16 @@ class StemBank:
 class SamplerParams:
     """Open-Unmix's training data knobs."""
 
-    excerpt_seconds: float = 3.0
-    samples_per_track: int = 8
-    random_mix: bool = True
-    gain_range: tuple[float, float] = (0.25, 1.25)
-    channel_swap: bool = True
+    excerpt_seconds: float
+    samples_per_track: int
+    random_mix: bool
+    gain_range: tuple[float, float]
+    channel_swap: bool
 
     def __post_init__(self) -> None:
-        check(self.excerpt_seconds > 0, "train.sampler.excerpt_seconds", "must be > 0")
-        check(self.samples_per_track >= 1, "train.sampler.samples_per_track", "must be >= 1")
+        check(0 < self.excerpt_seconds <= 600, "train.sampler.excerpt_seconds",
+              "must be in (0, 600] s")
+        check_range(self.samples_per_track, 1, 100_000, "train.sampler.samples_per_track")
         check(0 < self.gain_range[0] <= self.gain_range[1], "train.sampler.gain_range",
               "must be an increasing positive range")
 

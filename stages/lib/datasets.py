@@ -12,7 +12,7 @@ import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -30,7 +30,7 @@ from .corrupt import (
     label_noise,
 )
 from .io import atomic_path, write_json
-from .params import check
+from .params import check, check_range
 from .readers import iter_source, list_track_folders, read_track_folder
 
 log = logging.getLogger(__name__)
@@ -52,15 +52,15 @@ class SourceSpec:
 class PoolParams:
     """``pool`` section: how the rendered training pool is split into disjoint groups."""
 
-    seed: int = 0
-    n_clean: int = 16
-    n_label_noise: int = 8
-    n_bleeding: int = 8
-    n_effects: int = 15
+    seed: int
+    n_clean: int
+    n_label_noise: int
+    n_bleeding: int
+    n_effects: int
 
     def __post_init__(self) -> None:
         for key in ("n_clean", "n_label_noise", "n_bleeding", "n_effects"):
-            check(getattr(self, key) >= 0, f"pool.{key}", "must be >= 0")
+            check_range(getattr(self, key), 0, 100_000, f"pool.{key}")
         check(self.n_clean >= 1, "pool.n_clean", "must be >= 1")
 
 
@@ -68,13 +68,13 @@ class PoolParams:
 class Mixed23Params:
     """``build_mixed23`` section: clean + label noise + bleeding (simulated or real folders)."""
 
-    mode: Literal["simulated", "real"] = "simulated"
-    seed: int = 0
-    label_noise: LabelNoiseParams = field(default_factory=LabelNoiseParams)
-    bleeding: BleedingParams = field(default_factory=BleedingParams)
-    real_clean: SourceSpec | None = None
-    real_label_noise: SourceSpec | None = None
-    real_bleeding: SourceSpec | None = None
+    mode: Literal["simulated", "real"]
+    seed: int
+    label_noise: LabelNoiseParams
+    bleeding: BleedingParams
+    real_clean: SourceSpec | None
+    real_label_noise: SourceSpec | None
+    real_bleeding: SourceSpec | None
 
     def __post_init__(self) -> None:
         if self.mode == "real":
@@ -87,12 +87,12 @@ class Mixed23Params:
 class EffectsDBParams:
     """``build_effectsdb`` section: clean + songs processed with one effect each (random thirds)."""
 
-    mode: Literal["simulated", "real"] = "simulated"
-    seed: int = 0
-    effects: tuple[str, ...] = EFFECTS
-    effect_params: EffectParams = field(default_factory=EffectParams)
-    real_clean: SourceSpec | None = None
-    real_effects: SourceSpec | None = None
+    mode: Literal["simulated", "real"]
+    seed: int
+    effects: tuple[str, ...]
+    effect_params: EffectParams
+    real_clean: SourceSpec | None
+    real_effects: SourceSpec | None
 
     def __post_init__(self) -> None:
         for name in self.effects:
@@ -207,6 +207,24 @@ def write_track_pair(folder: Path, stem: str, before: np.ndarray, after: np.ndar
         write_wav(folder / f"{stem}_{label}.wav", audio, sample_rate)
 
 
+BUILDERS: dict[str, tuple[type, Callable[..., Iterator[Job]], Callable[[PoolParams], int]]] = {
+    # dataset: (params class of its build_<dataset> section, job maker, songs in the set)
+    "mixed23": (Mixed23Params, lambda *a: mixed23_jobs(*a),
+                lambda pool: pool.n_clean + pool.n_label_noise + pool.n_bleeding),
+    "effectsdb": (EffectsDBParams, lambda *a: effectsdb_jobs(*a),
+                  lambda pool: pool.n_clean + pool.n_effects),
+}
+
+
+def real_roots(params: Mixed23Params | EffectsDBParams) -> dict[str, Path]:
+    """The real dataset roots a build reads (``mode: real``), keyed by their params key."""
+    if params.mode != "real":
+        return {}
+    specs = {k: getattr(params, k) for k in ("real_clean", "real_label_noise", "real_bleeding",
+                                             "real_effects") if hasattr(params, k)}
+    return {k: Path(v.root) for k, v in specs.items() if v is not None}
+
+
 def pool_names(pool_dir: Path) -> list[str]:
     """Song names of a track-folder pool."""
     return [p.name for p in list_track_folders(pool_dir)]
@@ -267,37 +285,3 @@ def effectsdb_jobs(params: EffectsDBParams, pool: PoolParams, pool_dir: Path | N
         effect = assignment[track.name]
         yield (track, noisy_source, effect,
                lambda t, r, e=effect: apply_effect(t, e, params.effect_params))
-
-
-
-
-def build_stage(argv: list[str] | None, dataset: str, section: str, params_cls: type,
-                make_jobs: Callable[..., Iterator[Job]],
-                count: Callable[[PoolParams], int]) -> dict[str, int]:
-    """Shared entry point of ``build_mixed23`` and ``build_effectsdb`` (CLI -> built set)."""
-    from .cli import setup_logging, stage_parser, timed
-    from .io import remove_stale
-    from .params import load_base, load_section
-
-    parser = stage_parser(f"Build the {dataset} contaminated training set.", cost=True,
-                          progress=True)
-    parser.add_argument("--pool", type=Path, help="rendered training pool (simulated mode)")
-    parser.add_argument("--exclude", type=Path, action="append", default=[],
-                        help="a dataset folder whose song names must not appear (reference, test)")
-    parser.add_argument("--out", type=Path, required=True, help="output track folder")
-    parser.add_argument("--truth", type=Path, required=True, help="ground-truth manifest JSON")
-    parser.add_argument("--examples", type=Path, help="also write before/after listening examples")
-    args = parser.parse_args(argv)
-    setup_logging(args.verbose)
-    base = load_base(args.params)
-    pool = load_section(args.params, "pool", PoolParams)
-    params = load_section(args.params, section, params_cls)
-    remove_stale(args.out, args.truth)
-    exclude = frozenset(name for folder in args.exclude for name in pool_names(folder))
-    with timed(args.cost, section) as cost:
-        counts = build_set(make_jobs(params, pool, args.pool, base.sample_rate), count(pool),
-                           params.seed, args.out, args.truth, dataset, args.quiet,
-                           args.examples, exclude=exclude)
-        cost["songs"] = sum(counts.values())
-    log.info("%s: %s", dataset, counts)
-    return counts

@@ -36,20 +36,17 @@ MDX_DELTA = 1e-7  # the MDX challenge's regulariser, keeps silent references fin
 
 @dataclass(frozen=True)
 class EvalParams:
-    """``evaluate`` section: Wiener iterations, scoring windows and worker processes."""
+    """``evaluate`` section: Wiener iterations and BSSEval scoring windows."""
 
-    niter: int = 1
-    wiener_win_len: int = 300
-    window_seconds: float = 1.0
-    workers: int = 2
-    museval: bool = True
-    device: str = "auto"
+    niter: int
+    wiener_win_len: int
+    window_seconds: float
+    museval: bool
 
     def __post_init__(self) -> None:
         check(self.niter >= 0, "evaluate.niter", "must be >= 0")
         check(self.wiener_win_len >= 1, "evaluate.wiener_win_len", "must be >= 1")
-        check(self.window_seconds > 0, "evaluate.window_seconds", "must be > 0")
-        check(self.workers >= 1, "evaluate.workers", "must be >= 1")
+        check(0 < self.window_seconds <= 600, "evaluate.window_seconds", "must be in (0, 600] s")
 
 
 def load_separator(model_dir: Path, niter: int, wiener_win_len: int,

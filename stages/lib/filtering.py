@@ -12,12 +12,11 @@ songs more likely to belong to the higher-scoring component (at least ``min_rati
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from .params import TARGETS, load_section
+from .params import TARGETS
 from .scores import ScoreTable
 
 Mode = Literal["unified", "per_target"]
@@ -41,14 +40,9 @@ def parse_ratio(text: str) -> float | Literal["auto"]:
     return ratio
 
 
-def chosen_ratio(spec: float | Literal["auto"], scores: np.ndarray, params: Path) -> float:
-    """The proportion retained: ``spec`` itself, or :func:`auto_ratio` of ``scores`` with the
-    ``cleaning.auto_min_ratio`` of ``params`` (read only then)."""
-    if spec != "auto":
-        return spec
-    from .cleaning import CleaningParams
-
-    return auto_ratio(scores, load_section(params, "cleaning", CleaningParams).auto_min_ratio)
+def chosen_ratio(spec: float | Literal["auto"], scores: np.ndarray, auto_min_ratio: float) -> float:
+    """The proportion retained: ``spec`` itself, or :func:`auto_ratio` of ``scores``."""
+    return spec if spec != "auto" else auto_ratio(scores, auto_min_ratio)
 
 
 def keep_top(songs: list[str], scores: np.ndarray, ratio: float) -> list[str]:

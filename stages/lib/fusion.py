@@ -8,7 +8,7 @@ seed) is averaged first, as the filter does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -24,10 +24,9 @@ Normalise = Literal["rank", "zscore"]
 class FuseParams:
     """``fuse`` section: hybrid names (parts joined by ``+``), part weights, normalisation."""
 
-    hybrids: tuple[str, ...] = ("unlearn+fad",)
-    weights: dict[str, float] = field(default_factory=lambda: {"unlearn": 1.0, "fad": 1.0,
-                                                               "mlp": 1.0})
-    normalize: Normalise = "zscore"
+    hybrids: tuple[str, ...]
+    weights: dict[str, float]
+    normalize: Normalise
 
     def __post_init__(self) -> None:
         for hybrid in self.hybrids:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .params import TARGETS, check
+from .params import TARGETS, check, check_range
 from .scores import ScoreTable
 
 
@@ -21,19 +21,19 @@ from .scores import ScoreTable
 class MLPParams:
     """``mlp_scores`` section."""
 
-    hidden: int = 256
-    dropout: float = 0.5
-    epochs: int = 60
-    batch_size: int = 256
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    seed: int = 0
+    hidden: int
+    dropout: float
+    epochs: int
+    batch_size: int
+    lr: float
+    weight_decay: float
+    seed: int
 
     def __post_init__(self) -> None:
-        check(self.hidden >= 1, "mlp_scores.hidden", "must be >= 1")
+        check_range(self.hidden, 1, 65_536, "mlp_scores.hidden")
         check(0.0 <= self.dropout < 1.0, "mlp_scores.dropout", "must be in [0, 1)")
-        check(self.epochs >= 1, "mlp_scores.epochs", "must be >= 1")
-        check(self.batch_size >= 1, "mlp_scores.batch_size", "must be >= 1")
+        check_range(self.epochs, 1, 100_000, "mlp_scores.epochs")
+        check_range(self.batch_size, 1, 1_000_000, "mlp_scores.batch_size")
         check(self.lr > 0, "mlp_scores.lr", "must be > 0")
 
 

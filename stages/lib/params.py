@@ -7,6 +7,7 @@ load time with a :class:`ParamsError` whose message names the dotted key (``rend
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 from pathlib import Path
 from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
@@ -22,16 +23,42 @@ class ParamsError(ValueError):
     """A params value is missing, unknown, ill-typed or out of range; the message names the key."""
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses a key repeated in one mapping (as DVC does)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise ParamsError(f"duplicate key {key!r} (line {key_node.start_mark.line + 1})")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load``; a missing or non-mapping file is a ParamsError."""
+    """Read a YAML mapping safely; a missing, binary, malformed or non-mapping file, or a
+    duplicate key, is a ParamsError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: params file not found")
-    with path.open() as handle:
-        try:
-            data = yaml.safe_load(handle)
-        except yaml.YAMLError as err:
-            raise ParamsError(f"{path}: not valid YAML ({err})") from err
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParamsError(f"{path}: not a text file (cannot decode as UTF-8)") from None
+    return parse_yaml_text(text, str(path))
+
+
+def parse_yaml_text(text: str, path: str) -> dict[str, Any]:
+    """Parse YAML text (``path`` names it in errors) into a mapping of sections."""
+    if "\x00" in text:
+        raise ParamsError(f"{path}: not a text file (contains NUL bytes)")
+    try:
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader subclass)
+    except ParamsError as err:
+        raise ParamsError(f"{path}: {err}") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ParamsError(f"{path}: top level must be a mapping of sections")
     return data
@@ -58,10 +85,9 @@ def from_dict(cls: type[T], raw: Any, where: str) -> T:
     for name, field in fields.items():
         key = f"{where}.{name}"
         if name not in raw:
-            no_default = (
-                field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING
-            )
-            if no_default:
+            # params.yaml is the only source of defaults: section dataclasses have none (a test
+            # keeps it so); only user-written specs inside a section (SourceSpec) may default
+            if field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
                 raise ParamsError(f"{key}: missing required key")
             continue
         values[name] = _coerce(hints[name], raw[name], key)
@@ -126,6 +152,8 @@ def _coerce(tp: Any, value: Any, key: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ParamsError(f"{key}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise ParamsError(f"{key}: must be a finite number, got {value!r}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
@@ -151,16 +179,22 @@ def as_plain(obj: Any) -> Any:
     return obj
 
 
+def check_range(value: float, low: float, high: float, key: str) -> None:
+    """Raise ParamsError unless ``low <= value <= high`` (sizes, counts, durations)."""
+    check(low <= value <= high, key, f"must be in [{low:g}, {high:g}], got {value:g}")
+
+
 @dataclasses.dataclass(frozen=True)
 class BaseParams:
     """Shared knobs: the seeds every fan-out uses, the pipeline sample rate and the target stems."""
 
-    seeds: tuple[int, ...] = (0, 1, 2)
-    sample_rate: int = 44100
-    targets: tuple[str, ...] = TARGETS
+    seeds: tuple[int, ...]
+    sample_rate: int
+    targets: tuple[str, ...]
 
     def __post_init__(self) -> None:
         check(len(self.seeds) > 0, "base.seeds", "needs at least one seed")
+        check(all(0 <= s < 2**32 for s in self.seeds), "base.seeds", "seeds must be in [0, 2**32)")
         check(len(set(self.seeds)) == len(self.seeds), "base.seeds", "seeds must be distinct")
         check(8000 <= self.sample_rate <= 192000, "base.sample_rate", "must be in [8000, 192000] Hz")
         check(
@@ -174,3 +208,35 @@ def load_base(path: str | Path) -> BaseParams:
     """Load the shared ``base`` section."""
     return load_section(path, "base", BaseParams)
 
+
+@dataclasses.dataclass(frozen=True)
+class RuntimeParams:
+    """``runtime`` section: how to run, never what to compute. No stage declares it in dvc.yaml,
+    so changing it reruns nothing (results do not depend on it on one machine; see README)."""
+
+    device: Literal["auto", "cpu", "cuda"]
+    workers: int
+    threads: int
+    worker_threads: int
+
+    def __post_init__(self) -> None:
+        check_range(self.workers, 1, 256, "runtime.workers")
+        check_range(self.threads, 1, 1024, "runtime.threads")
+        check_range(self.worker_threads, 1, 1024, "runtime.worker_threads")
+
+
+def load_runtime(path: str | Path) -> RuntimeParams:
+    """Load the ``runtime`` section (device, processes, threads)."""
+    return load_section(path, "runtime", RuntimeParams)
+
+
+
+def select_device(preference: str = "auto", key: str = "runtime.device") -> Any:
+    """``torch.device``: ``cuda`` when asked for or available (``auto``), else the CPU."""
+    import torch  # here, not at module level: reading params must stay cheap
+
+    if preference == "cuda" and not torch.cuda.is_available():
+        raise ParamsError(f"{key}: 'cuda' requested but no CUDA device is available")
+    if preference == "auto":
+        preference = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(preference)

@@ -29,28 +29,63 @@ SourceKind = Literal["folder", "musdb", "moisesdb"]
 MOISES_DIRECT = ("vocals", "bass", "drums")
 
 
+# file types libsndfile decodes without extra parameters (raw PCM needs them: not listed)
+AUDIO_SUFFIXES = frozenset({".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif",
+                            ".aiff", ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64"})
+STEM_NAMES = (*TARGETS, "mixture")
+
+
+def audio_files(folder: Path) -> dict[str, Path]:
+    """``{stem name (lower case): file}`` of the audio files libsndfile reads in ``folder``
+    (``Vocals.WAV`` and ``bass.flac`` count); two files of one stem are an error."""
+    found: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and path.suffix.lower() in AUDIO_SUFFIXES:
+            stem = path.stem.lower()
+            if stem in found:
+                raise AudioError(f"{folder}: two files for stem '{stem}' ({found[stem].name}, "
+                                 f"{path.name})")
+            found[stem] = path
+    return found
+
+
 def read_track_folder(folder: str | Path, sample_rate: int, name: str | None = None) -> Track:
-    """Read ``folder/{vocals,bass,drums,other}.wav`` (+ optional ``mixture.wav``) as one Track."""
+    """Read ``folder/{vocals,bass,drums,other}.<ext>`` (+ optional ``mixture``) as one Track;
+    names match case-insensitively, ``<ext>`` is any format libsndfile reads (wav, flac, ...)."""
     folder = Path(folder)
+    files = audio_files(folder)
     stems = {}
     for target in TARGETS:
-        path = folder / f"{target}.wav"
-        if not path.is_file():
-            raise AudioError(f"{path}: missing stem file")
-        stems[target] = read_wav(path, sample_rate)
-    mix_path = folder / "mixture.wav"
-    mixture = read_wav(mix_path, sample_rate) if mix_path.is_file() else None
+        if target not in files:
+            raise AudioError(f"{folder / target}.wav: missing stem file (found: "
+                             f"{sorted(p.name for p in files.values()) or 'no audio files'})")
+        stems[target] = read_wav(files[target], sample_rate)
+    mixture = read_wav(files["mixture"], sample_rate) if "mixture" in files else None
     return Track(name or folder.name, stems, sample_rate, mixture, {"path": str(folder)})
 
 
 def list_track_folders(root: str | Path) -> list[Path]:
-    """Sorted sub-folders of ``root`` that hold at least one stem wav; empty roots are an error."""
+    """Sorted sub-folders of ``root`` that hold audio (a track each); empty roots are an error.
+
+    A sub-folder with audio files but not the four stems is an error naming it, never skipped in
+    silence: every song a command finds is a song it uses.
+    """
     root = Path(root)
     if not root.is_dir():
         raise AudioError(f"{root}: dataset folder not found")
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and any(p.glob("*.wav")))
+    folders = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        files = audio_files(sub)
+        if not files:
+            continue
+        missing = [t for t in TARGETS if t not in files]
+        if missing:
+            names = sorted(p.name for p in files.values())
+            raise AudioError(f"{sub}: looks like a track (audio files {names}) but has no "
+                             f"{', '.join(missing)} stem")
+        folders.append(sub)
     if not folders:
-        raise AudioError(f"{root}: no track folders with .wav stems found")
+        raise AudioError(f"{root}: no track folders with audio stems found")
     return folders
 
 
@@ -101,7 +136,8 @@ def read_moisesdb_track(folder: str | Path, sample_rate: int) -> Track:
         raise AudioError(f"{folder}: MoisesDB track has no stem folders")
     for stem_dir in stem_dirs:
         target = stem_dir.name if stem_dir.name in MOISES_DIRECT else "other"
-        for wav in sorted(stem_dir.glob("*.wav")):
+        for wav in sorted(p for p in stem_dir.iterdir()
+                          if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES):
             audio = read_wav(wav, sample_rate)
             if target in sums:
                 if sums[target].shape != audio.shape:

@@ -40,24 +40,24 @@ GM_DRUMS = {"kick": 36, "snare": 38, "side": 37, "hat": 42, "open_hat": 46, "rid
 class RenderParams:
     """``render`` section: how many songs per split and the ranges drawn per song."""
 
-    seed: int = 0
-    n_train: int = 48
-    n_reference: int = 8
-    n_test: int = 8
-    excerpt_seconds: float = 12.0
-    tempo_bpm: tuple[float, float] = (66.0, 100.0)
-    transpose_semitones: tuple[int, int] = (-3, 3)
-    velocity: tuple[int, int] = (70, 110)
-    pan_width: float = 0.6
-    bass_octave_shift: int = -1
-    mixture_peak: float = 0.5
-    vocals_programs: tuple[int, ...] = VOICE_PROGRAMS
-    bass_programs: tuple[int, ...] = BASS_PROGRAMS
-    other_programs: tuple[int, ...] = OTHER_PROGRAMS
-    soundfont: str | None = None
-    synth_gain: float = 0.6
-    real_reference: SourceSpec | None = None  # read these splits from a real dataset instead
-    real_test: SourceSpec | None = None       # (first n_reference / n_test tracks, sorted)
+    seed: int
+    n_train: int
+    n_reference: int
+    n_test: int
+    excerpt_seconds: float
+    tempo_bpm: tuple[float, float]
+    transpose_semitones: tuple[int, int]
+    velocity: tuple[int, int]
+    pan_width: float
+    bass_octave_shift: int
+    mixture_peak: float
+    vocals_programs: tuple[int, ...]
+    bass_programs: tuple[int, ...]
+    other_programs: tuple[int, ...]
+    soundfont: str | None
+    synth_gain: float
+    real_reference: SourceSpec | None
+    real_test: SourceSpec | None
 
     def __post_init__(self) -> None:
         for key in ("n_train", "n_reference", "n_test"):

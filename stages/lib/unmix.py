@@ -18,7 +18,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,9 +27,10 @@ from openunmix.transforms import ComplexNorm, make_filterbanks
 from openunmix.utils import bandwidth_to_max_bin
 from tqdm import tqdm
 
+from .audio import AudioError
 from .data import ExcerptSampler, SamplerParams, StemBank
 from .io import atomic_path
-from .params import TARGETS, as_plain, check
+from .params import TARGETS, as_plain, check, check_range, select_device
 
 log = logging.getLogger(__name__)
 
@@ -38,20 +39,20 @@ log = logging.getLogger(__name__)
 class ModelParams:
     """Open-Unmix architecture and STFT (paper profile: 4096 / 1024 / 512 / 3 layers / 16 kHz)."""
 
-    n_fft: int = 2048
-    hop: int = 512
-    hidden_size: int = 64
-    nb_layers: int = 1
-    bandwidth_hz: float = 16000.0
-    unidirectional: bool = False
+    n_fft: int
+    hop: int
+    hidden_size: int
+    nb_layers: int
+    bandwidth_hz: float
+    unidirectional: bool
 
     def __post_init__(self) -> None:
-        check(self.n_fft >= 64 and self.n_fft & (self.n_fft - 1) == 0, "train.model.n_fft",
-              "must be a power of two >= 64")
+        check(64 <= self.n_fft <= 65536 and self.n_fft & (self.n_fft - 1) == 0,
+              "train.model.n_fft", "must be a power of two in [64, 65536]")
         check(0 < self.hop <= self.n_fft, "train.model.hop", "must be in (0, n_fft]")
-        check(self.hidden_size >= 2 and self.hidden_size % 2 == 0, "train.model.hidden_size",
-              "must be an even number >= 2")
-        check(self.nb_layers >= 1, "train.model.nb_layers", "must be >= 1")
+        check(2 <= self.hidden_size <= 8192 and self.hidden_size % 2 == 0,
+              "train.model.hidden_size", "must be an even number in [2, 8192]")
+        check_range(self.nb_layers, 1, 32, "train.model.nb_layers")
         check(self.bandwidth_hz > 0, "train.model.bandwidth_hz", "must be > 0")
 
 
@@ -59,38 +60,24 @@ class ModelParams:
 class TrainParams:
     """``train`` section: optimisation, schedule and data augmentation."""
 
-    model: ModelParams = field(default_factory=ModelParams)
-    sampler: SamplerParams = field(default_factory=SamplerParams)
-    epochs: int = 20
-    batch_size: int = 16
-    steps_per_epoch: int | None = None
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    lr_decay_patience: int = 80
-    lr_decay_gamma: float = 0.3
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    threads: int = 1
-    workers: int = 2
+    model: ModelParams
+    sampler: SamplerParams
+    epochs: int
+    batch_size: int
+    steps_per_epoch: int | None
+    lr: float
+    weight_decay: float
+    lr_decay_patience: int
+    lr_decay_gamma: float
 
     def __post_init__(self) -> None:
-        check(self.epochs >= 1, "train.epochs", "must be >= 1")
-        check(self.batch_size >= 1, "train.batch_size", "must be >= 1")
+        check_range(self.epochs, 1, 100_000, "train.epochs")
+        check_range(self.batch_size, 1, 65_536, "train.batch_size")
         check(self.steps_per_epoch is None or self.steps_per_epoch >= 1, "train.steps_per_epoch",
               "must be null (Open-Unmix: samples_per_track per song) or >= 1")
         check(self.lr > 0, "train.lr", "must be > 0")
         check(self.weight_decay >= 0, "train.weight_decay", "must be >= 0")
         check(0 < self.lr_decay_gamma <= 1, "train.lr_decay_gamma", "must be in (0, 1]")
-        check(self.threads >= 1, "train.threads", "must be >= 1")
-        check(self.workers >= 1, "train.workers", "must be >= 1")
-
-
-def select_device(preference: str = "auto") -> torch.device:
-    """``cuda`` when asked for or available (``auto``), else the CPU."""
-    if preference == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device: 'cuda' requested but no CUDA device is available")
-    if preference == "auto":
-        preference = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(preference)
 
 
 def seed_everything(seed: int) -> None:
@@ -144,11 +131,31 @@ def model_config(params: ModelParams, sample_rate: int) -> dict[str, Any]:
     return {"sample_rate": sample_rate, **as_plain(params)}
 
 
+def read_weights(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict of tensors from ``path``; pickled objects are refused (``weights_only=True``)
+    and an empty, truncated or garbage file is one ValueError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model weights file not found")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: empty file (0 bytes), not model weights")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # noqa: BLE001 (torch raises many kinds; none is the user's fault)
+        if "Weights only load failed" in str(err):
+            raise ValueError(f"{path}: holds pickled Python objects; refused (only tensors are "
+                             "loaded, never code)") from None
+        raise ValueError(f"{path}: not a readable weights file ({type(err).__name__})") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors")
+    return state
+
+
 def load_model(weights: Path, config: dict[str, Any]) -> OpenUnmix:
-    """Rebuild a saved model; refuses pickled objects (``weights_only=True``)."""
+    """Rebuild a saved model from its weights and ``model.json`` config (tensors only)."""
     params = ModelParams(**{k: v for k, v in config.items() if k != "sample_rate"})
     model = build_model(params, int(config["sample_rate"]))
-    state = torch.load(weights, map_location="cpu", weights_only=True)
+    state = read_weights(weights)
     try:
         model.load_state_dict(state)
     except RuntimeError as err:
@@ -205,8 +212,85 @@ class TrainResult:
     scale: np.ndarray
 
 
+@dataclass
+class _RunState:
+    """What a checkpoint restores: weights, optimiser, schedule, RNG streams and the history."""
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_state: dict[str, torch.Tensor] | None = None
+    best_loss: float = float("inf")
+    best_epoch: int = -1
+    start: int = 0
+
+
+def _resume(checkpoint: Path, run_id: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+            scheduler: Any, rng: np.random.Generator, device: torch.device,
+            target: str) -> _RunState | None:
+    """Restore a checkpoint of this very run; ``None`` (start over) for another run's or a
+    corrupt one (logged: a half-written or garbage checkpoint never stops a training)."""
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        if not isinstance(state, dict) or state.get("run_id") != run_id:
+            log.info("%s: ignoring checkpoint of another run (%s)", target, checkpoint)
+            return None
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        rng.bit_generator.state = json.loads(state["numpy_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        restored = _RunState(json.loads(state["history"]), state["best_model"], state["best_loss"],
+                             state["best_epoch"], state["epoch"] + 1)
+    except Exception as err:  # noqa: BLE001 (any unreadable checkpoint means: start over)
+        reason = ("it holds pickled objects" if "Weights only load failed" in str(err)
+                  else type(err).__name__)
+        log.warning("%s: ignoring unreadable checkpoint %s (%s); training starts over", target,
+                    checkpoint, reason)
+        return None
+    log.info("%s: resuming from epoch %d (%s)", target, restored.start, checkpoint)
+    return restored
+
+
+def _save_checkpoint(checkpoint: Path, run_id: str, epoch: int, run: _RunState,
+                     model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                     rng: np.random.Generator) -> None:
+    """Write everything :func:`_resume` needs, atomically."""
+    with atomic_path(checkpoint) as tmp:
+        torch.save({"run_id": run_id, "epoch": epoch, "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                    "numpy_rng": json.dumps(rng.bit_generator.state),
+                    "torch_rng": torch.get_rng_state(), "best_model": run.best_state,
+                    "best_loss": run.best_loss, "best_epoch": run.best_epoch,
+                    "history": json.dumps(run.history)}, tmp)
+
+
+def _train_epoch(model: torch.nn.Module, spec: torch.nn.Module, sampler: ExcerptSampler,
+                 optimizer: torch.optim.Optimizer, rng: np.random.Generator, steps: int,
+                 batch_size: int, device: torch.device) -> float:
+    """``steps`` optimiser steps on sampled batches; the mean training loss."""
+    model.train()
+    losses = []
+    for _ in range(steps):
+        mix, tgt = sampler.batch(rng, batch_size)
+        loss = torch.nn.functional.mse_loss(model(spec(torch.from_numpy(mix).to(device))),
+                                            spec(torch.from_numpy(tgt).to(device)))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return float(np.mean(losses))
+
+
+def check_song_lengths(bank: StemBank, songs: np.ndarray, n_fft: int) -> None:
+    """Every song must hold at least one STFT frame (``train.model.n_fft`` samples)."""
+    for i in songs:
+        if bank.audio[int(i)].shape[-1] < n_fft:
+            raise AudioError(f"{bank.folders[int(i)]}: {bank.audio[int(i)].shape[-1]} samples, "
+                             f"shorter than one STFT frame (train.model.n_fft = {n_fft})")
+
+
 def train_target(bank: StemBank, songs: np.ndarray, valid: StemBank, target: str,
-                 params: TrainParams, seed: int, checkpoint: Path | None = None,
+                 params: TrainParams, seed: int, device: torch.device,
+                 checkpoint: Path | None = None,
                  on_epoch: Callable[[dict[str, float]], None] | None = None,
                  quiet: bool = False, stop_after: int | None = None) -> TrainResult:
     """Train one target model for ``params.epochs`` epochs; keep the best-validation weights.
@@ -215,12 +299,11 @@ def train_target(bank: StemBank, songs: np.ndarray, valid: StemBank, target: str
     hash matches. ``stop_after`` ends the run after that many epochs of this call (tests use it
     to simulate a killed run).
     """
+    check_song_lengths(bank, songs, params.model.n_fft)
+    check_song_lengths(valid, np.arange(len(valid.audio)), params.model.n_fft)
     seed_everything(seed)
-    torch.set_num_threads(params.threads)
-    device = select_device(params.device)
-    sample_rate = bank.sample_rate
     mean, scale = fit_scaler(bank, songs, params.model.n_fft, params.model.hop)
-    model = build_model(params.model, sample_rate, mean, scale).to(device)
+    model = build_model(params.model, bank.sample_rate, mean, scale).to(device)
     spec = spectrogram(params.model.n_fft, params.model.hop).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
@@ -229,69 +312,45 @@ def train_target(bank: StemBank, songs: np.ndarray, valid: StemBank, target: str
     validator = Validator(valid, target, params.model.n_fft, params.model.hop, device)
     rng = np.random.default_rng([seed, TARGETS.index(target)])
     steps = params.steps_per_epoch or sampler.steps_per_epoch(params.batch_size)
-
     run_id = config_hash({"params": as_plain(params), "seed": seed, "target": target,
                           "data": data_fingerprint(bank, songs),
                           "valid": data_fingerprint(valid, np.arange(len(valid.audio)))})
-    history: list[dict[str, float]] = []
-    best_state, best_loss, best_epoch, start = None, float("inf"), -1, 0
-    if checkpoint is not None and checkpoint.is_file():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if state.get("run_id") == run_id:
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            rng.bit_generator.state = json.loads(state["numpy_rng"])
-            torch.set_rng_state(state["torch_rng"])
-            best_state, best_loss = state["best_model"], state["best_loss"]
-            best_epoch, start = state["best_epoch"], state["epoch"] + 1
-            history = json.loads(state["history"])
-            log.info("%s: resuming from epoch %d (%s)", target, start, checkpoint)
-            for record in history if on_epoch is not None else []:
-                on_epoch(record)  # replay, so the epoch log is complete after a resume
-        else:
-            log.info("%s: ignoring checkpoint of another run (%s)", target, checkpoint)
 
-    bar = tqdm(range(start, params.epochs), desc=f"train {target}", unit="epoch", disable=quiet)
+    run = _RunState()
+    if checkpoint is not None and checkpoint.is_file():
+        run = _resume(checkpoint, run_id, model, optimizer, scheduler, rng, device,
+                      target) or run
+        for record in run.history if on_epoch is not None else []:
+            on_epoch(record)  # replay, so the epoch log is complete after a resume
+    bar = tqdm(range(run.start, params.epochs), desc=f"train {target}", unit="epoch",
+               disable=quiet)
     for done, epoch in enumerate(bar):
         if stop_after is not None and done >= stop_after:
             break
-        model.train()
-        train_losses = []
-        for _ in range(steps):
-            mix, tgt = sampler.batch(rng, params.batch_size)
-            mix_mag = spec(torch.from_numpy(mix).to(device))
-            target_mag = spec(torch.from_numpy(tgt).to(device))
-            loss = torch.nn.functional.mse_loss(model(mix_mag), target_mag)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            train_losses.append(loss.item())
+        train_loss = _train_epoch(model, spec, sampler, optimizer, rng, steps,
+                                  params.batch_size, device)
         valid_loss = validator(model)
         scheduler.step(valid_loss)
-        record = {"epoch": epoch, "train_loss": float(np.mean(train_losses)),
-                  "valid_loss": valid_loss, "lr": optimizer.param_groups[0]["lr"]}
-        history.append(record)
-        if valid_loss < best_loss:
-            best_loss, best_epoch = valid_loss, epoch
-            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        bar.set_postfix(train=f"{record['train_loss']:.4g}", valid=f"{valid_loss:.4g}")
+        record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
+                  "lr": optimizer.param_groups[0]["lr"]}
+        run.history.append(record)
+        if valid_loss < run.best_loss:
+            run.best_loss, run.best_epoch = valid_loss, epoch
+            run.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        bar.set_postfix(train=f"{train_loss:.4g}", valid=f"{valid_loss:.4g}")
         if on_epoch is not None:
             on_epoch(record)
         if checkpoint is not None:
-            with atomic_path(checkpoint) as tmp:
-                torch.save({"run_id": run_id, "epoch": epoch, "model": model.state_dict(),
-                            "optimizer": optimizer.state_dict(),
-                            "scheduler": scheduler.state_dict(),
-                            "numpy_rng": json.dumps(rng.bit_generator.state),
-                            "torch_rng": torch.get_rng_state(), "best_model": best_state,
-                            "best_loss": best_loss, "best_epoch": best_epoch,
-                            "history": json.dumps(history)}, tmp)
-    assert best_state is not None
-    return TrainResult(best_state, history, best_epoch, best_loss, mean, scale)
+            _save_checkpoint(checkpoint, run_id, epoch, run, model, optimizer, scheduler, rng)
+    if run.best_state is None:
+        raise ValueError(f"train {target}: every validation loss is NaN or infinite (training "
+                         f"diverged - try a lower train.lr - or the '{target}' stems are silent)")
+    log.info("%s: best epoch %d of %d, validation loss %.4g", target, run.best_epoch + 1,
+             params.epochs, run.best_loss)
+    return TrainResult(run.best_state, run.history, run.best_epoch, run.best_loss, mean, scale)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TargetJob:
     """Everything one worker process needs to train one target model."""
 
@@ -301,6 +360,8 @@ class TargetJob:
     sample_rate: int
     params: TrainParams
     seed: int
+    device: str
+    threads: int
     checkpoint: Path | None = None
     live_dir: Path | None = None
     quiet: bool = True
@@ -308,6 +369,7 @@ class TargetJob:
 
 def run_target_job(job: TargetJob) -> TrainResult:
     """Load the job's songs and train its target (runs in a worker process or inline)."""
+    torch.set_num_threads(job.threads)
     bank = StemBank.load(list(job.folders), job.sample_rate)
     valid = StemBank.load(list(job.valid_folders), job.sample_rate)
     live = None
@@ -324,25 +386,42 @@ def run_target_job(job: TargetJob) -> TrainResult:
 
     try:
         return train_target(bank, np.arange(len(job.folders)), valid, job.target, job.params,
-                            job.seed, job.checkpoint, on_epoch=log_epoch if live else None,
-                            quiet=job.quiet)
+                            job.seed, select_device(job.device), job.checkpoint,
+                            on_epoch=log_epoch if live else None, quiet=job.quiet)
     finally:
         if live is not None:
             live.end()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initialiser: on Linux the kernel kills this worker when its parent dies, so a
+    killed training leaves no process behind writing checkpoints."""
+    import ctypes
+    import os
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the call above
+        os._exit(1)
 
 
 def train_targets(jobs: list[TargetJob], workers: int) -> dict[str, TrainResult]:
     """Train several target models, ``workers`` processes at a time (spawned: torch-safe).
 
     Each target has its own seed stream and thread count, so results do not depend on
-    ``workers``.
+    ``workers``. Workers die with the calling process.
     """
     if workers <= 1 or len(jobs) <= 1:
         return {job.target: run_target_job(job) for job in jobs}
     import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
+                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
         results = list(pool.map(run_target_job, jobs))
     return {job.target: result for job, result in zip(jobs, results, strict=True)}

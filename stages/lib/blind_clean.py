@@ -1,0 +1,167 @@
+"""Clean your own dataset: score every song of a folder against a small trusted clean set.
+
+The three methods of the benchmark as one in-process pipeline (``python -m stages.clean``):
+``fad`` and ``mlp`` embed both sets; ``unlearn`` trains the Open-Unmix baseline on the songs
+(kept in a ``baseline/`` folder and reused when the same songs, params and seed come again),
+then attributes. Each phase logs one summary line, even without progress bars.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from .attribution import scores_from_delta
+from .attribution_inputs import AttributeParams, attribute_models, load_song_inputs
+from .audio import AudioError
+from .embeddings import EmbedParams, embed_track, make_embedder
+from .fad import FADParams, fad_score_table
+from .io import atomic_path, dumps_json, is_marked, output_folder, read_json, sidecar
+from .mlp import MLPParams, labelled, mlp_score_table, train_classifier
+from .params import TARGETS, as_plain, select_device
+from .readers import audio_files, iter_source, list_track_folders
+from .scores import ScoreTable
+from .unmix import TargetJob, TrainParams, build_model, config_hash, load_model, model_config, train_targets
+
+log = logging.getLogger(__name__)
+
+Store = dict[str, dict[str, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """How to run (never what to compute): device, processes, threads, progress bars."""
+
+    device: str
+    workers: int
+    threads: int
+    worker_threads: int
+    quiet: bool
+
+
+def embed_source(kind: str, root: Path, sample_rate: int, params: EmbedParams,
+                 runtime: Runtime) -> Store:
+    """Frame embeddings of every song of a source; duplicate song names are an error."""
+    embedder = make_embedder(params, select_device(runtime.device))
+    total = len(list_track_folders(root)) if kind == "folder" else None
+    store: Store = {}
+    for track in tqdm(iter_source(kind, root, sample_rate), total=total, desc=f"embed {root.name}",
+                      unit="song", disable=runtime.quiet):
+        if track.name in store:
+            raise ValueError(f"{root}: two songs are named {track.name!r}")
+        store[track.name] = embed_track(embedder, track)
+    log.info("embedded %d songs of %s (%s)", len(store), root, params.backend)
+    return store
+
+
+def check_reference_lengths(folders: list[Path], seconds: float, key: str) -> None:
+    """Every reference song must hold ``seconds`` of audio (read from the headers: instant)."""
+    import soundfile as sf
+
+    for folder in folders:
+        for stem in audio_files(folder).values():
+            info = sf.info(str(stem))
+            if info.frames < seconds * info.samplerate:
+                raise AudioError(f"{stem}: {info.frames / info.samplerate:.2f} s, shorter than "
+                                 f"{key} ({seconds} s)")
+
+
+def baseline_key(folders: tuple[str, ...], train: TrainParams, seed: int,
+                 sample_rate: int) -> str:
+    """Identifies a baseline: the songs (names and stem sizes), the train params and the seed."""
+    songs = {Path(f).name: sorted((p.name, p.stat().st_size) for p in Path(f).iterdir()
+                                  if p.is_file()) for f in folders}
+    return config_hash({"songs": songs, "params": as_plain(train), "seed": seed,
+                        "sample_rate": sample_rate})
+
+
+def baseline_models(songs: Path, reference: Path, baseline: Path, train: TrainParams, seed: int,
+                    sample_rate: int, runtime: Runtime) -> dict[str, torch.nn.Module]:
+    """The four target models trained on ``songs``: loaded from ``baseline`` when it holds this
+    very baseline, else trained and stored there (so a baseline is never trained twice)."""
+    folders = tuple(str(p) for p in list_track_folders(songs))
+    valid = tuple(str(p) for p in list_track_folders(reference))
+    key = baseline_key(folders, train, seed, sample_rate)
+    info = baseline / "model.json"
+    if is_marked(baseline) and info.is_file() and read_json(info).get("baseline_key") == key:
+        log.info("baseline: reusing %s (same songs, train params and seed)", baseline)
+        config = read_json(info)["config"]
+        return {t: load_model(baseline / f"{t}.pth", config) for t in TARGETS}
+    log.info("baseline: training 4 target models on %d songs (seed %d)", len(folders), seed)
+    jobs = [TargetJob(target=t, folders=folders, valid_folders=valid, sample_rate=sample_rate,
+                      params=train, seed=seed, device=runtime.device,
+                      threads=runtime.worker_threads, quiet=runtime.quiet) for t in TARGETS]
+    results = train_targets(jobs, runtime.workers)
+    config = model_config(train.model, sample_rate)
+    with atomic_path(baseline) as tmp:
+        tmp.mkdir()
+        for target, result in results.items():
+            torch.save(result.state_dict, tmp / f"{target}.pth")
+        (tmp / "model.json").write_text(dumps_json({"config": config, "baseline_key": key}))
+        (tmp / "sidecar.json").write_text(dumps_json(sidecar(train, seed=seed)))
+    models = {}
+    for target, result in results.items():
+        model = build_model(train.model, sample_rate)
+        model.load_state_dict(result.state_dict)
+        models[target] = model.eval()
+    return models
+
+
+def unlearn_table(songs: Path, reference: Path, baseline: Path, train: TrainParams,
+                  attr: AttributeParams, seed: int, sample_rate: int,
+                  runtime: Runtime) -> ScoreTable:
+    """Score every song of ``songs`` by unlearning attribution of its baseline."""
+    models = baseline_models(songs, reference, baseline, train, seed, sample_rate, runtime)
+    torch.set_num_threads(runtime.threads)
+    folders = list_track_folders(songs)
+    valid = list_track_folders(reference)
+
+    def inputs(paths: list[Path], desc: str) -> list:
+        return [load_song_inputs(p, sample_rate, attr, train.model.n_fft, train.model.hop)
+                for p in tqdm(paths, desc=desc, unit="song", disable=runtime.quiet)]
+
+    deltas, _ = attribute_models(models, inputs(folders, "excerpts"), inputs(valid, "reference"),
+                                 attr.unlearn, runtime.quiet)
+    unified, per_target = scores_from_delta(deltas, attr.aggregate)
+    log.info("attributed %d songs against %d reference songs", len(folders), len(valid))
+    return ScoreTable([f.name for f in folders], per_target, unified)
+
+
+def embedding_table(method: str, kind: str, songs: Path, reference: Path, embed: EmbedParams,
+                    fad: FADParams, mlp: MLPParams, sample_rate: int,
+                    runtime: Runtime) -> ScoreTable:
+    """Score every song by per-song FAD (``fad``) or by the specialist classifier (``mlp``)."""
+    torch.set_num_threads(runtime.threads)
+    train = embed_source(kind, songs, sample_rate, embed, runtime)
+    ref = embed_source("folder", reference, sample_rate, embed, runtime)
+    if method == "fad":
+        return fad_score_table(train, ref, fad)
+    model = train_classifier(*labelled(ref), mlp)
+    log.info("trained the stem classifier on %d reference songs", len(ref))
+    return mlp_score_table(model, train)
+
+
+def write_results(out: Path, table: ScoreTable, ratio: float, rule: str, kind: str, songs: Path,
+                  provenance: dict) -> list[str]:
+    """Write ``ranking.csv``, ``kept.json`` (a song list for ``stages.train``) and
+    ``sidecar.json`` into ``out`` (created and marked; a ``baseline/`` there is kept)."""
+    from .data import song_list_for
+    from .filtering import kept_songs
+
+    kept = kept_songs(table, ratio, "unified")["vocals"]
+    output_folder(out)
+    with atomic_path(out / "ranking.csv") as tmp:
+        table.write(tmp)
+    where = ({p.name: str(p) for p in list_track_folders(songs)} if kind == "folder"
+             else {s: str(songs / s) for s in table.songs})
+    with atomic_path(out / "kept.json") as tmp:
+        tmp.write_text(dumps_json({**song_list_for([where[s] for s in kept], out / "kept.json"),
+                                   "ratio": ratio, "rule": rule, "n_total": len(table.songs)}))
+    with atomic_path(out / "sidecar.json") as tmp:
+        tmp.write_text(dumps_json(sidecar(provenance)))
+    return kept
