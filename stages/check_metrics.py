@@ -41,8 +41,8 @@ def run(argv: list[str] | None = None) -> int:
         raise ValueError("give exactly one of --against REV or --baseline FOLDER")
     failed = False
     print(f"| set | condition | metric | {args.against or args.baseline} | workspace | change "
-          "| status |")
-    print("|---|---|---|---|---|---|---|")
+          "| allowed drop | status |")
+    print("|---|---|---|---|---|---|---|---|")
     for path in args.file or DEFAULT_FILES:
         if not path.is_file():
             raise ValueError(f"{path}: no such metrics file in the workspace (run dvc repro)")
@@ -53,14 +53,15 @@ def run(argv: list[str] | None = None) -> int:
             if args.against and not revision_exists(args.against):
                 raise
             print(f"| {path.stem} | (all) | — | not in {args.against or args.baseline} | — | — "
-                  "| new |")
+                  "| — | new |")
             continue
         rows, bad = compare(old, read_json(path), params)
         failed |= bad
-        for cond, key, a, b, change, status in rows:
+        for cond, key, a, b, change, allowed, status in rows:
             print(f"| {path.stem} | {cond} | {key} | {a:.3f} | {b:.3f} | {change:+.3f} "
-                  f"| {status} |")
-    print(f"\ntolerance: {params.tolerance_db} dB; {'FAILED' if failed else 'passed'}")
+                  f"| {allowed:.3f} | {status} |")
+    print(f"\nallowed drop: max({params.tolerance_db} dB, {params.noise_sigmas} x seed std x "
+          f"sqrt(2/n)); {'FAILED' if failed else 'passed'}")
     return 1 if failed else 0
 
 

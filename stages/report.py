@@ -8,309 +8,49 @@
 from __future__ import annotations
 
 import logging
-import re
-from pathlib import Path
-
-import numpy as np
 
 from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.filtering import auto_ratio, kept_songs, mean_table
 from .lib.io import atomic_path, output_folder, read_json, remove_stale
-from .lib.params import TARGETS, load_base, load_section
-from .lib.plots import roc_points, save_png, write_csv
-from .lib.scores import read_method_tables, zscore
+from .lib.params import load_base, load_section
+from .lib.tables import auto_ratio_table, auto_vs_grid_table, cost_table, report_lines, write_plots
 
 log = logging.getLogger("stages.report")
 
-# The paper's Table 1 (avg SDR, % of the clean songs kept) and Table 2 (avg SDR), for comparison.
-PAPER_T1 = {"contaminated": (4.85, "50% of set"), "clean_only": (4.94, "100%"),
-            "reference_only": (4.61, "100%"), "unlearn_r0.75": (4.91, "62%"),
-            "unlearn-pt_r0.75": (4.91, "—"), "fad_r0.5": (4.90, "70% (MERT) / 72% (CLAP)"),
-            "mlp_r0.5": (5.00, "77%")}
-PAPER_T2 = {"clean_only": (4.63, ""), "contaminated": (4.25, ""), "mlp_r0.9": (4.26, ""),
-            "unlearn_r0.9": (4.35, ""), "fad_r0.9": (4.44, "")}
-KEY = "museval_sdr_db"
-
-
-def _ms(stats: dict | None, digits: int = 2) -> str:
-    if not stats or stats.get("mean") is None:
-        return "—"
-    return f"{stats['mean']:.{digits}f} ± {stats['std']:.{digits}f}"
-
-
-def sdr_table(data: dict, trivial: dict | None, paper_numbers: dict[str, tuple]) -> list[str]:
-    """Markdown rows of a Table 1 / Table 2 layout: per-target and avg SDR beside the paper's."""
-    lines = ["| training data / cleaning | vocals | bass | drums | other | **avg** | clean kept "
-             "| gap closed | n | paper avg | paper clean kept |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
-    conditions = data["conditions"]
-    order = [c for c in ("contaminated", "clean_only", "reference_only") if c in conditions]
-    order += sorted(c for c in conditions if c not in order)
-    for cond in order:
-        m = conditions[cond]
-        comp = data.get("composition", {}).get(cond, {})
-        kept = f"{comp['pct_clean_kept']:.0f}%" if "pct_clean_kept" in comp else (
-            "100%" if cond in ("clean_only", "reference_only") else
-            "50% of set" if cond == "contaminated" else "—")
-        gap = _ms(data.get("gap_closed", {}).get(cond, {}).get(f"{KEY}_avg"), 2)
-        paper = paper_numbers.get(cond, (None, ""))
-        cells = [_ms(m.get(f"{KEY}_{t}")) for t in TARGETS]
-        lines.append(f"| {cond} | {' | '.join(cells)} | **{_ms(m.get(f'{KEY}_avg'))}** | {kept} "
-                     f"| {gap} | {m.get(f'{KEY}_avg', {}).get('n', 0)} "
-                     f"| {paper[0] if paper[0] is not None else '—'} | {paper[1]} |")
-    if trivial:
-        cells = [f"{trivial.get(f'{KEY}_{t}', float('nan')):.2f}" for t in TARGETS]
-        lines.append(f"| mixture as estimate | {' | '.join(cells)} | "
-                     f"{trivial.get(f'{KEY}_avg', float('nan')):.2f} | — | — | 1 | — | — |")
-    return lines
-
-
-def detection_table(detection: dict[str, dict]) -> list[str]:
-    """Unified-score AUROC per corruption kind, one row per (set, method)."""
-    lines = ["| set | score | AUROC any | per kind | best per-target AUROC |", "|---|---|---|---|---|"]
-    for dataset, tables in sorted(detection.items()):
-        for name, cols in sorted(tables.items()):
-            uni = cols["unified"]
-            kinds = ", ".join(f"{k} {v['auroc']:.2f}" for k, v in uni.items() if k != "any")
-            best = max(TARGETS, key=lambda t: cols[t]["any"]["auroc"] or 0)
-            lines.append(f"| {dataset} | {name} | {uni['any']['auroc']:.3f} | {kinds} | "
-                         f"{best} {cols[best]['any']['auroc']:.2f} |")
-    return lines
-
-
-def auto_ratio_table(scores_root: Path, truth_root: Path, seeds: tuple[int, ...],
-                     min_ratio: float, fixed: float = 0.5) -> list[str]:
-    """``ratio: auto`` per set and method (no retraining): the r it picks and what it keeps,
-    beside a fixed r and the oracle r (the true share of clean songs)."""
-    lines = ["| set | method | auto r | clean kept (auto) | corrupted removed (auto) "
-             f"| clean kept (r={fixed}) | corrupted removed (r={fixed}) | oracle r |",
-             "|---|---|---|---|---|---|---|---|"]
-    for truth_path in sorted(truth_root.glob("*.json")):
-        truth = {r["name"]: r["corruption"] for r in read_json(truth_path)["tracks"]}
-        oracle = sum(k == "clean" for k in truth.values()) / len(truth)
-        tables = read_method_tables(scores_root / truth_path.stem, seeds)
-        for method, members in tables.items():
-            table = mean_table(list(members.values()))
-            r = auto_ratio(table.unified, min_ratio)
-            cells = []
-            for ratio in (r, fixed):
-                kept = set(kept_songs(table, ratio, "unified")["vocals"])
-                clean = sum(truth[s] == "clean" for s in kept)
-                n_clean = sum(k == "clean" for k in truth.values())
-                cells += [f"{100 * clean / n_clean:.0f}%",
-                          f"{100 * (1 - (len(kept) - clean) / (len(truth) - n_clean)):.0f}%"]
-            lines.append(f"| {truth_path.stem} | {method} | {r:.2f} | {' | '.join(cells)} "
-                         f"| {oracle:.2f} |")
-    return lines
-
-
-CELL = re.compile(r"(.+)_r(auto|[0-9.]+)")  # a cleaned condition: <method>_r<ratio>
-
-
-def cell(condition: str) -> tuple[str, str] | None:
-    """``(method, ratio)`` of a cleaned condition such as ``fad_r0.5`` / ``fad_rauto``, else None."""
-    match = CELL.fullmatch(condition)
-    return (match[1], match[2]) if match else None
-
-
-def _cell_wall(cost_root: Path, dataset: str, cond: str, seeds: tuple[int, ...]) -> float | None:
-    """Mean measured retraining wall time of one cleaned condition over the seeds, if recorded."""
-    walls = [float(read_json(p)["wall_s"]) for s in seeds
-             if (p := cost_root / "retrain" / dataset / cond / f"seed{s}.json").is_file()]
-    return sum(walls) / len(walls) if walls else None
-
-
-def auto_vs_grid_table(sets: dict[str, dict], cost_root: Path, seeds: tuple[int, ...]) -> list[str]:
-    """``ratio: auto`` beside the best fixed ratio of the grid, per set and method that has both.
-
-    Success criterion (the issue's bar): auto's mean avg SDR ≥ the grid's best mean minus that
-    cell's seed std. Cost per seed: the grid needs one retraining per ratio, auto needs one
-    retraining (the mixture fit on the scores takes milliseconds); every training has the same
-    number of optimiser steps, so "trainings" is the cost in units of one baseline training.
-    """
-    lines = ["| set | method | grid r | best r | SDR at best r | auto r | SDR at auto r "
-             "| auto ≥ best − std | cost grid (trainings, wall/seed) | cost auto (trainings, wall/seed) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for dataset, data in sets.items():
-        conditions, composition = data["conditions"], data.get("composition", {})
-        cells = {c: parts for c in conditions if (parts := cell(c))}
-        for auto, (method, _) in sorted((c, p) for c, p in cells.items() if p[1] == "auto"):
-            grid = {float(r): c for c, (m, r) in cells.items() if m == method and r != "auto"}
-            if not grid:
-                continue
-            best_r = max(grid, key=lambda r: conditions[grid[r]][f"{KEY}_avg"]["mean"])
-            best, chosen = conditions[grid[best_r]][f"{KEY}_avg"], conditions[auto][f"{KEY}_avg"]
-            ok = chosen["mean"] >= best["mean"] - best["std"]
-            walls = [_cell_wall(cost_root, dataset, grid[r], seeds) for r in sorted(grid)]
-            grid_wall = f"{sum(walls):.0f} s" if None not in walls else "—"
-            auto_wall = _cell_wall(cost_root, dataset, auto, seeds)
-            auto_r = composition.get(auto, {}).get("ratio_retained", float("nan"))
-            lines.append(
-                f"| {dataset} | {method} | {', '.join(f'{r:g}' for r in sorted(grid))} "
-                f"| {best_r:g} | {_ms(best)} | {auto_r:.2f} "
-                f"| {_ms(chosen)} | {'yes' if ok else '**no**'} | {len(grid)}, {grid_wall} "
-                f"| 1, {f'{auto_wall:.0f} s' if auto_wall is not None else '—'} |")
-    return lines
-
-
-def is_current_cell(relative: Path, seeds: tuple[int, ...], cleaning: CleaningParams) -> bool:
-    """Whether a cost file belongs to the current grid: files of other seeds or of cleaned
-    conditions no longer in ``cleaning`` (DVC never deletes outputs of removed stages) are not."""
-    cells = {f"{m}_r{r}" for m in cleaning.methods for r in cleaning.ratios}
-    for part in relative.with_suffix("").parts:
-        if part.startswith("seed") and part[4:].isdigit() and int(part[4:]) not in seeds:
-            return False
-        if cell(part) and part not in cells:
-            return False
-    return True
-
-
-def cost_table(cost_root: Path, seeds: tuple[int, ...], cleaning: CleaningParams) -> list[str]:
-    """Wall time per stage family (sum and count of the current grid's cells)."""
-    families: dict[str, list[float]] = {}
-    for path in sorted(cost_root.rglob("*.json")):
-        relative = path.relative_to(cost_root)
-        if not is_current_cell(relative, seeds, cleaning):
-            continue
-        family = relative.parts[0].removesuffix(".json")
-        families.setdefault(family, []).append(float(read_json(path)["wall_s"]))
-    lines = ["| stage family | cells | total wall [s] | mean per cell [s] |", "|---|---|---|---|"]
-    for family, values in families.items():
-        lines.append(f"| {family} | {len(values)} | {sum(values):.0f} | "
-                     f"{sum(values) / len(values):.1f} |")
-    return lines
-
 
 def run(argv: list[str] | None = None) -> None:
-    """Write the markdown report."""
+    """Write the markdown report and the plots."""
     parser = stage_parser("report", __doc__ or "")
     parser.add_input("--mixed23", required=True)
     parser.add_input("--effectsdb", required=True)
     parser.add_input("--detection", required=True)
     parser.add_input("--trivial")
+    parser.add_input("--sanity", help="the attribution sanity check's metrics")
     parser.add_input("--cost", required=True)
-    parser.add_output("--out", required=True)
     parser.add_input("--scores-root", help="data/scores (per-set score tables)")
     parser.add_input("--truth-root", help="data/truth (ground-truth manifests)")
+    parser.add_output("--out", required=True)
     parser.add_output("--plots", folder=True, help="folder for plot CSVs and PNGs")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     seeds = load_base(resolve_params(args)).seeds
     cleaning = load_section(args.params, "cleaning", CleaningParams)
-    mixed = read_json(args.mixed23)
-    trivial = read_json(args.trivial) if args.trivial else None
-    edb = read_json(args.effectsdb)
-    detection = {p.stem: read_json(p) for p in sorted(args.detection.glob("*.json"))}
-    lines = ["# Benchmark report", "",
-             "SDR = museval BSSEval v4 (median over 1 s windows, then over test songs), mean ± std "
-             "over seeds; avg = mean of the four targets. Paper columns: the paper's Table 1/2 "
-             "(MUSDB18-scale data, 500 epochs); absolute values are not comparable, the ordering "
-             "and the gap closed are.", "", "## Table 1 — Mixed23", "",
-             *sdr_table(mixed, trivial, PAPER_T1), "",
-             "## Table 2 — EffectsDB (clean_only and reference_only are Mixed23's: the same "
-             "songs)", "", *sdr_table(edb, None, PAPER_T2)]
-    lines += ["", "## Detection of the corrupted songs (unified score)", "",
-              *detection_table(detection), ""]
-    if args.scores_root is not None and args.truth_root is not None:
-        lines += ["## `ratio: auto` — the ratio chosen from the score distribution (no retraining)",
-                  "", *auto_ratio_table(args.scores_root, args.truth_root,
-                                        seeds, cleaning.auto_min_ratio), ""]
-    auto_rows = auto_vs_grid_table({"mixed23": mixed, "effectsdb": edb}, args.cost,
-                                   seeds)
-    if len(auto_rows) > 2:
-        lines += ["## `ratio: auto` against the ratio grid (retrained, museval avg SDR)", "",
-                  *auto_rows, ""]
-    lines += ["## Cost (this machine)", "", *cost_table(args.cost, seeds,
-                                                         cleaning), ""]
+    sets = {"mixed23": read_json(args.mixed23), "effectsdb": read_json(args.effectsdb)}
+    auto_rows = (auto_ratio_table(args.scores_root, args.truth_root, seeds,
+                                  cleaning.auto_min_ratio)
+                 if args.scores_root is not None and args.truth_root is not None else [])
+    lines = report_lines(sets, read_json(args.trivial) if args.trivial else None,
+                         {p.stem: read_json(p) for p in sorted(args.detection.glob("*.json"))},
+                         read_json(args.sanity) if args.sanity else None, auto_rows,
+                         auto_vs_grid_table(sets, args.cost, seeds),
+                         cost_table(args.cost, seeds, cleaning))
     with atomic_path(args.out) as tmp:
         tmp.write_text("\n".join(lines))
     if args.plots is not None:
         remove_stale(args.plots)
         output_folder(args.plots)
-        write_plots(args.plots, {"mixed23": mixed, "effectsdb": edb}, args.scores_root,
-                    args.truth_root, seeds)
-
-
-def sdr_vs_ratio_rows(data: dict) -> list[list]:
-    """``[method, ratio, mean, std]`` per cleaned condition; the contaminated set is r = 1."""
-    rows = []
-    for cond, metrics in sorted(data["conditions"].items()):
-        if parts := cell(cond):
-            method, ratio = parts
-            if ratio == "auto":  # plotted at the ratio it chose, as its own series
-                method, ratio = f"{method} (auto)", data["composition"][cond]["ratio_retained"]
-            rows.append([method, float(ratio), metrics[f"{KEY}_avg"]["mean"],
-                         metrics[f"{KEY}_avg"]["std"]])
-    base = data["conditions"].get("contaminated", {}).get(f"{KEY}_avg", {})
-    if base.get("mean") is not None:
-        rows += [[m, 1.0, base["mean"], base["std"]] for m in sorted({r[0] for r in rows})]
-    return sorted(rows)
-
-
-def write_plots(folder: Path, sets: dict[str, dict], scores_root: Path | None,
-                truth_root: Path | None, seeds: tuple[int, ...] = (0,)) -> None:
-    """SDR vs r per set (the paper's Fig. 2), ROC curves and score distributions: CSV + PNG."""
-    for dataset, data in sets.items():
-        rows = sdr_vs_ratio_rows(data)
-        write_csv(folder / f"sdr_vs_ratio_{dataset}.csv", ["method", "ratio", "sdr_db", "std_db"],
-                  rows)
-
-        def draw_sdr(ax, rows=rows, data=data, dataset=dataset) -> None:  # noqa: ANN001
-            for method in sorted({r[0] for r in rows}):
-                pts = [r for r in rows if r[0] == method]
-                ax.errorbar([p[1] for p in pts], [p[2] for p in pts], [p[3] for p in pts],
-                            marker="o", capsize=3, label=method)
-            clean = data["conditions"].get("clean_only", {}).get(f"{KEY}_avg", {}).get("mean")
-            if clean is not None:
-                ax.axhline(clean, ls="--", c="k", lw=1, label="clean_only")
-            ax.set_xlabel("ratio r retained")
-            ax.set_ylabel("avg SDR [dB]")
-            ax.legend()
-            ax.set_title(f"{dataset}: SDR vs cleaning ratio")
-
-        save_png(folder / f"sdr_vs_ratio_{dataset}.png", draw_sdr)
-    if scores_root is None or truth_root is None:
-        return
-    for truth_path in sorted(truth_root.glob("*.json")):
-        dataset = truth_path.stem
-        truth = {r["name"]: r["corruption"] for r in read_json(truth_path)["tracks"]}
-        tables = {m: mean_table(list(members.values()))
-                  for m, members in read_method_tables(scores_root / dataset, seeds).items()}
-        roc_rows, dist_rows = [], []
-        for method, table in tables.items():
-            kinds = np.array([truth[s] for s in table.songs])
-            fpr, tpr = roc_points(table.unified, kinds != "clean")
-            roc_rows += [[method, float(f), float(t)] for f, t in zip(fpr, tpr, strict=True)]
-            z = zscore(table.unified)
-            dist_rows += [[method, s, k, float(v)] for s, k, v in
-                          zip(table.songs, kinds, z, strict=True)]
-        write_csv(folder / f"roc_{dataset}.csv", ["method", "fpr", "tpr"], roc_rows)
-        write_csv(folder / f"scores_{dataset}.csv", ["method", "song", "kind", "zscore"], dist_rows)
-
-        def draw_roc(ax, rows=roc_rows) -> None:  # noqa: ANN001
-            for method in sorted({r[0] for r in rows}):
-                pts = [r for r in rows if r[0] == method]
-                ax.plot([p[1] for p in pts], [p[2] for p in pts], label=method)
-            ax.plot([0, 1], [0, 1], ls=":", c="grey")
-            ax.set_xlabel("false-positive rate")
-            ax.set_ylabel("true-positive rate")
-            ax.legend()
-
-        def draw_dist(ax, rows=dist_rows) -> None:  # noqa: ANN001
-            methods = sorted({r[0] for r in rows})
-            kinds = sorted({r[2] for r in rows})
-            for k, kind in enumerate(kinds):
-                for m, method in enumerate(methods):
-                    vals = [r[3] for r in rows if r[0] == method and r[2] == kind]
-                    ax.scatter(np.full(len(vals), m) + 0.12 * (k - len(kinds) / 2), vals, s=12,
-                               label=kind if m == 0 else None, color=f"C{k}")
-            ax.set_xticks(range(len(methods)), methods)
-            ax.set_ylabel("unified score (z)")
-            ax.legend()
-
-        save_png(folder / f"roc_{dataset}.png", draw_roc)
-        save_png(folder / f"scores_{dataset}.png", draw_dist)
+        write_plots(args.plots, sets, args.scores_root, args.truth_root, seeds)
+    log.info("report: %s (%d lines)", args.out, len(lines))
 
 
 def main(argv: list[str] | None = None) -> None:

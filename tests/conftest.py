@@ -42,6 +42,14 @@ def track_dir(tmp_path: Path) -> Path:
     return write_stems(tmp_path / "songs" / "song_a", tone_stems())
 
 
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``; mappings merge recursively, anything else is replaced."""
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def params_of(cls: type, dotted: str, **overrides: object) -> object:
     """``cls`` built from the project's params.yaml value at ``dotted`` (``train.model``), with
     ``overrides`` on top (mappings merge): params.yaml is the only source of defaults."""
@@ -51,14 +59,8 @@ def params_of(cls: type, dotted: str, **overrides: object) -> object:
     for key in dotted.split("."):
         value = value[key]  # type: ignore[index]
 
-    def merge(base: dict, over: dict) -> dict:
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
     plain = {k: (list(v) if isinstance(v, tuple) else v) for k, v in overrides.items()}
-    return from_dict(cls, merge(dict(value), plain), dotted)  # type: ignore[arg-type]
+    return from_dict(cls, _merge(dict(value), plain), dotted)  # type: ignore[arg-type]
 
 
 def write_params(path: Path, overrides: dict) -> Path:
@@ -68,12 +70,6 @@ def write_params(path: Path, overrides: dict) -> Path:
 
     from stages.lib.params import read_yaml
 
-    def merge(base: dict, over: dict) -> dict:
-        out = dict(base)
-        for k, v in over.items():
-            out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-        return out
-
-    data = merge(read_yaml(Path(__file__).resolve().parents[1] / "params.yaml"), overrides)
+    data = _merge(read_yaml(Path(__file__).resolve().parents[1] / "params.yaml"), overrides)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

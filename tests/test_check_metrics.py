@@ -53,7 +53,7 @@ def test_gate_against_a_baseline_folder(repo: Path, capsys: pytest.CaptureFixtur
     with pytest.raises(SystemExit) as exit_info:
         check_metrics.main(["--baseline", str(baseline), "--file", "metrics/effectsdb.json"])
     assert exit_info.value.code == 1
-    assert "| effectsdb | contaminated | museval_sdr_db_avg | 5.000 | 4.000 | -1.000 | REGRESSION |" \
+    assert "| effectsdb | contaminated | museval_sdr_db_avg | 5.000 | 4.000 | -1.000 | 0.300 | REGRESSION |" \
         in capsys.readouterr().out
 
 
@@ -69,4 +69,17 @@ def test_a_set_missing_at_the_revision_is_new_not_an_error(repo: Path,
         check_metrics.main(["--against", "HEAD", "--file", "metrics/mixed23.json", "--file",
                             "metrics/extra.json"])
     assert exit_info.value.code == 0
-    assert "| extra | (all) | — | not in HEAD | — | — | new |" in capsys.readouterr().out
+    assert "| extra | (all) | — | not in HEAD | — | — | — | new |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("new", "failed"), [(3.6, False), (3.4, True)])
+def test_the_allowed_drop_grows_with_the_seed_noise(new: float, failed: bool) -> None:
+    from conftest import params_of
+
+    from stages.lib.gate import CheckParams, compare
+
+    params = params_of(CheckParams, "check_metrics", tolerance_db=0.15, noise_sigmas=2.0)
+    old = {"conditions": {"c": {"museval_sdr_db_avg": {"mean": 4.0, "std": 0.3, "n": 3}}}}
+    rows, bad = compare(old, {"conditions": {"c": {"museval_sdr_db_avg": {"mean": new}}}}, params)
+    assert rows[0][5] == pytest.approx(2 * 0.3 * (2 / 3) ** 0.5)  # 0.49 dB allowed
+    assert bad is failed

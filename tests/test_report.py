@@ -8,6 +8,7 @@ from pathlib import Path
 from conftest import params_of, write_params
 
 from stages import report
+from stages.lib import tables
 from stages.lib.params import TARGETS
 
 
@@ -47,7 +48,7 @@ def test_sdr_vs_ratio_rows_place_auto_at_its_chosen_ratio() -> None:
     data = {"conditions": {"contaminated": stats(3.0), "fad_r0.5": stats(4.0),
                            "fad_rauto": stats(4.2)},
             "composition": {"fad_rauto": {"ratio_retained": 0.44}}}
-    assert report.sdr_vs_ratio_rows(data) == [
+    assert tables.sdr_vs_ratio_rows(data) == [
         ["fad", 0.5, 4.0, 0.1], ["fad", 1.0, 3.0, 0.1],
         ["fad (auto)", 0.44, 4.2, 0.1], ["fad (auto)", 1.0, 3.0, 0.1]]
 
@@ -60,7 +61,7 @@ def test_cost_table_skips_cells_outside_the_current_grid(tmp_path: Path) -> None
                 "render.json"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(json.dumps({"wall_s": 10.0}))
-    lines = report.cost_table(tmp_path, (0,), params_of(CleaningParams, "cleaning",
+    lines = tables.cost_table(tmp_path, (0,), params_of(CleaningParams, "cleaning",
         methods=("fad",), ratios=(0.5,)))
     assert "| retrain | 1 | 10 | 10.0 |" in lines and "| train | 1 | 10 | 10.0 |" in lines
     assert "| render | 1 | 10 | 10.0 |" in lines
@@ -79,9 +80,19 @@ def test_auto_vs_grid_table_compares_with_the_best_fixed_ratio(tmp_path: Path) -
     for cond, wall in (("fad_r0.5", 100.0), ("fad_r0.75", 110.0), ("fad_rauto", 90.0)):
         (tmp_path / "retrain" / "m" / cond).mkdir(parents=True)
         (tmp_path / "retrain" / "m" / cond / "seed0.json").write_text(json.dumps({"wall_s": wall}))
-    lines = report.auto_vs_grid_table({"m": data}, tmp_path, (0,))
+    lines = tables.auto_vs_grid_table({"m": data}, tmp_path, (0,))
     assert lines[2] == ("| m | fad | 0.5, 0.75 | 0.75 | 4.50 ± 0.20 | 0.44 | 4.35 ± 0.20 | yes "
                         "| 2, 210 s | 1, 90 s |")
     assert lines[3] == ("| m | mlp | 0.5 | 0.5 | 4.00 ± 0.20 | 0.60 | 3.70 ± 0.20 | **no** "
                         "| 1, — | 1, — |")
     assert len(lines) == 4
+
+
+def test_the_sanity_check_is_stated_on_the_first_screen() -> None:
+    sanity = {"copy_above_clean_median": 0.0, "copy_rank": 15.0, "copy_rank_own_reference": 1.0,
+              "n_songs": 34, "noise_below_all_clean": 1.0, "noise_rank": 27.0}
+    sets = {"mixed23": {"conditions": {}}, "effectsdb": {"conditions": {}}}
+    lines = tables.report_lines(sets, None, {}, sanity, [], [], [])
+    first = "\n".join(lines[:8])
+    assert "Attribution sanity check: NOT met" in first and "15/34 in the unified score" in first
+    assert "noise song ranks 27/34 (below every clean song)" in first
