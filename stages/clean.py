@@ -76,7 +76,7 @@ def run(argv: list[str] | None = None) -> None:
     rule = "auto" if ratio == "auto" else "fixed"
     kept = bc.write_results(args.out, table, chosen, rule, args.kind, args.songs, {
         "method": args.method, "kind": args.kind, "ratio": args.ratio, "seed": args.seed,
-        "params": str(params), "wall_s": cost["wall_s"]})
+        "params": str(params), "wall_s": cost["wall_s"]}, base.sample_rate, args.quiet)
     lowest = [table.songs[i] for i in table.unified.argsort(kind="stable")[:5]]
     log.info("%s: %d songs scored in %.0f s; kept %d (r = %.2f, %s)", args.method,
              len(table.songs), cost["wall_s"], len(kept), chosen, rule)

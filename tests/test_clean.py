@@ -74,3 +74,21 @@ def test_clean_bad_arguments(folders: Path, extra: list[str], message: str) -> N
                     "--reference", str(folders / "trusted"), "--out", str(folders / "x"),
                     "--quiet", *extra])
     assert not (folders / "x").exists()
+
+
+def test_a_moisesdb_kept_list_is_trainable(folders: Path) -> None:
+    from test_readers import _moises_track
+
+    from stages.lib.data import SongList
+    from stages.lib.readers import read_track_folder
+
+    for uuid in ("0001", "0002", "0003"):
+        _moises_track(folders / "moises", uuid)
+    out = folders / "out_moises"
+    clean.main(["--params", str(_params(folders)), "--songs", str(folders / "moises"), "--kind",
+                "moisesdb", "--reference", str(folders / "trusted"), "--method", "fad",
+                "--ratio", "0.5", "--out", str(out), "--quiet"])
+    kept = SongList.read(out / "kept.json").songs["vocals"]
+    assert len(kept) == 2 and all(Path(f).parent == out / "tracks" for f in kept)
+    track = read_track_folder(kept[0], 8000)  # what stages.train reads: a track folder
+    assert set(track.stems) == set(TARGETS)

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from .attribution import scores_from_delta
 from .attribution_inputs import AttributeParams, attribute_models, load_song_inputs
-from .audio import AudioError
+from .audio import AudioError, write_track
 from .embeddings import EmbedParams, embed_track, make_embedder
 from .fad import FADParams, fad_score_table
 from .io import atomic_path, dumps_json, is_marked, output_folder, read_json, sidecar
@@ -146,10 +146,27 @@ def embedding_table(method: str, kind: str, songs: Path, reference: Path, embed:
     return mlp_score_table(model, train)
 
 
+def export_tracks(kind: str, root: Path, names: list[str], sample_rate: int, out: Path,
+                  quiet: bool) -> dict[str, str]:
+    """Decode the songs ``names`` of a MUSDB18 / MoisesDB source once into track folders
+    ``out/<name>/`` (44.1 kHz-style float WAV stems, what ``stages.train`` reads)."""
+    wanted, where = set(names), {}
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for track in tqdm(iter_source(kind, root, sample_rate), desc="export kept", unit="song",
+                          disable=quiet):
+            if track.name in wanted:
+                write_track(tmp / track.name, track)
+                where[track.name] = str(out / track.name)
+    log.info("exported the %d kept songs of %s as track folders in %s", len(where), root, out)
+    return where
+
+
 def write_results(out: Path, table: ScoreTable, ratio: float, rule: str, kind: str, songs: Path,
-                  provenance: dict) -> list[str]:
+                  provenance: dict, sample_rate: int, quiet: bool = True) -> list[str]:
     """Write ``ranking.csv``, ``kept.json`` (a song list for ``stages.train``) and
-    ``sidecar.json`` into ``out`` (created and marked; a ``baseline/`` there is kept)."""
+    ``sidecar.json`` into ``out`` (created and marked; a ``baseline/`` there is kept). Kept songs
+    of a MUSDB18 / MoisesDB source are exported to ``out/tracks/`` so the list is trainable."""
     from .data import song_list_for
     from .filtering import kept_songs
 
@@ -158,7 +175,7 @@ def write_results(out: Path, table: ScoreTable, ratio: float, rule: str, kind: s
     with atomic_path(out / "ranking.csv") as tmp:
         table.write(tmp)
     where = ({p.name: str(p) for p in list_track_folders(songs)} if kind == "folder"
-             else {s: str(songs / s) for s in table.songs})
+             else export_tracks(kind, songs, kept, sample_rate, out / "tracks", quiet))
     with atomic_path(out / "kept.json") as tmp:
         tmp.write_text(dumps_json({**song_list_for([where[s] for s in kept], out / "kept.json"),
                                    "ratio": ratio, "rule": rule, "n_total": len(table.songs)}))
