@@ -1,0 +1,42 @@
+"""The README's headline numbers are the committed metrics, to the digit (they cannot drift)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "museval_sdr_db_avg"
+
+
+def _sdr(data: dict, condition: str) -> str:
+    cell = data["conditions"][condition][KEY]
+    return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
+
+
+def headline() -> list[str]:
+    """The lines of the README's "What it finds" that quote numbers, from ``metrics/``."""
+    mixed = json.loads((ROOT / "metrics" / "mixed23.json").read_text())
+    edb = json.loads((ROOT / "metrics" / "effectsdb.json").read_text())
+    sanity = json.loads((ROOT / "metrics" / "sanity.json").read_text())
+    return [
+        f"- Mixed23: contaminated **{_sdr(mixed, 'contaminated')}**, clean part only "
+        f"**{_sdr(mixed, 'clean_only')}**; cleaning at r = 0.5 —",
+        f"  unlearning **{_sdr(mixed, 'unlearn_r0.5')}**, FAD **{_sdr(mixed, 'fad_r0.5')}**, "
+        f"MLP **{_sdr(mixed, 'mlp_r0.5')}**.",
+        f"- EffectsDB: contaminated **{_sdr(edb, 'contaminated')}**; unlearning "
+        f"**{_sdr(edb, 'unlearn_r0.5')}**, FAD **{_sdr(edb, 'fad_r0.5')}**, MLP "
+        f"**{_sdr(edb, 'mlp_r0.5')}**.",
+        f"  column but {int(sanity['copy_rank'])}/{int(sanity['n_songs'])} in the unified score "
+        "(`metrics/sanity.json`).",
+    ]
+
+
+def test_readme_headline_numbers_are_the_committed_metrics() -> None:
+    readme = (ROOT / "README.md").read_text()
+    for line in headline():
+        assert line in readme, f"README out of date; expected the line\n{line}"
+
+
+if __name__ == "__main__":  # print the lines to paste after a new default run
+    print("\n".join(headline()))
