@@ -19,6 +19,7 @@ from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.io import read_json, write_json
 from .lib.params import load_base, load_section
+from .lib.truth import read_truth
 
 log = logging.getLogger("stages.aggregate")
 
@@ -57,7 +58,7 @@ def run(argv: list[str] | None = None) -> None:
     if cleaned:
         result["gap_closed"] = {c: {k: gap_closed(runs, c, k) for k in KEYS} for c in cleaned}
     if args.filtered is not None and args.truth is not None:
-        truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
+        truth = read_truth(args.truth)
         result["composition"] = {}
         for path in sorted(args.filtered / method / f"r{ratio}.json" for method, ratio in cells):
             filtered = read_json(path)

@@ -55,8 +55,7 @@ def run(argv: list[str] | None = None) -> None:
     from .lib.cleaning import CleaningParams
 
     output_folder(args.out)  # marked now: a failed run leaves a folder the next run may reuse
-    run_on = bc.Runtime(runtime.device, runtime.workers, runtime.threads,
-                        runtime.worker_threads, args.quiet)
+    run_on = bc.Runtime(runtime, args.quiet)
     with timed(None, f"clean --method {args.method}") as cost:
         if args.method == "unlearn":
             train = load_section(params, "train", bc.TrainParams)

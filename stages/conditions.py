@@ -14,8 +14,9 @@ from pathlib import Path
 
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
 from .lib.data import song_list_for
-from .lib.io import atomic_path, dumps_json, read_json, remove_stale
+from .lib.io import atomic_path, dumps_json, remove_stale
 from .lib.readers import list_track_folders
+from .lib.truth import read_truth
 
 log = logging.getLogger("stages.conditions")
 
@@ -31,7 +32,7 @@ def run(argv: list[str] | None = None) -> None:
     setup_logging(args.verbose)
     remove_stale(args.out)
     folders = [str(p) for p in list_track_folders(args.dataset)]
-    truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
+    truth = read_truth(args.truth)
     missing = [Path(f).name for f in folders if Path(f).name not in truth]
     if missing:
         raise ValueError(f"{args.truth}: no ground truth for {missing[:3]}")

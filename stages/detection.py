@@ -19,9 +19,10 @@ import logging
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.detection import detection_report
 from .lib.filtering import mean_table
-from .lib.io import read_json, write_json
+from .lib.io import write_json
 from .lib.params import TARGETS, load_base
 from .lib.scores import read_method_tables
+from .lib.truth import read_truth
 
 log = logging.getLogger("stages.detection")
 
@@ -35,7 +36,7 @@ def run(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     seeds = load_base(resolve_params(args)).seeds
-    truth = {row["name"]: row["corruption"] for row in read_json(args.truth)["tracks"]}
+    truth = read_truth(args.truth)
     tables = {}
     for method, members in read_method_tables(args.scores_root, seeds).items():
         for sub, table in members.items():

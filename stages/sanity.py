@@ -28,6 +28,7 @@ from .lib.data import SongList, song_lists
 from .lib.io import atomic_path, dumps_json, read_json, write_json
 from .lib.params import TARGETS, load_base
 from .lib.readers import audio_files, list_track_folders
+from .lib.truth import read_truth
 
 log = logging.getLogger("stages.sanity")
 
@@ -72,7 +73,7 @@ def check(scores: Path, truth: Path, metrics: Path) -> dict[str, float]:
     copy = next(n for n in names if n.startswith("copy_"))
     own = refs.index(copy.removeprefix("copy_"))
     matrices = {t: np.asarray(m, dtype=np.float64) for t, m in delta["delta"].items()}
-    clean = {row["name"] for row in read_json(truth)["tracks"] if row["corruption"] == "clean"}
+    clean = {name for name, kind in read_truth(truth).items() if kind == "clean"}
     result = sanity_ranks(matrices, names, copy, own, NOISE, clean)
     zscored = sanity_ranks(matrices, names, copy, own, NOISE, clean, "zscore")
     result |= {f"{key}_zscore": zscored[key] for key in AGGREGATE_DEPENDENT}

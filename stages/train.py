@@ -17,7 +17,16 @@ from .lib.data import SongList
 from .lib.io import atomic_path, dumps_json, output_folder, remove_stale, sidecar
 from .lib.params import TARGETS, load_base, load_runtime, load_section
 from .lib.readers import list_track_folders
-from .lib.unmix import TargetJob, TrainParams, model_config, train_targets
+from .lib.unmix import (
+    TargetJob,
+    TrainParams,
+    copy_training,
+    find_training,
+    loading,
+    model_config,
+    train_targets,
+    training_key,
+)
 
 log = logging.getLogger("stages.train")
 
@@ -27,6 +36,9 @@ def run(argv: list[str] | None = None) -> None:
     parser = stage_parser("train", __doc__ or "", cost=True, progress=True)
     parser.add_input("--songs", required=True, help="song-list JSON")
     parser.add_input("--valid", required=True, help="clean reference folder")
+    parser.add_input("--reuse", action="append", default=[], help="model folder that may hold "
+                     "this very training (same songs by content, params, seed, code): copied "
+                     "instead of trained again (repeatable)")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_output("--out", folder=True, required=True, help="model folder")
     parser.add_output("--checkpoints", folder=True, help="resume folder (deleted on success)")
@@ -42,6 +54,19 @@ def run(argv: list[str] | None = None) -> None:
     log.info("train: %s training songs per target, %d validation songs, seed %d",
              {t: len(v) for t, v in songs.songs.items()}, len(valid), args.seed)
     remove_stale(args.out)
+    key = training_key(songs.songs, valid, params, args.seed, base.sample_rate)
+    same = find_training(args.reuse, key)
+    if same is not None:
+        with timed(args.cost, "train", seed=args.seed) as cost:
+            log.info("train: %s holds this very training (key %s): copied, not trained again",
+                     same, key)
+            copy_training(same, args.out, sidecar(params, seed=args.seed, reused=str(same),
+                          sample_rate=base.sample_rate, songs=_names(songs)))
+            cost["epochs"], cost["reused"] = 0, str(same)
+        for folder in (args.live, args.checkpoints):
+            if folder is not None:
+                output_folder(folder)
+        return
     if args.checkpoints is not None:
         output_folder(args.checkpoints)
 
@@ -49,6 +74,7 @@ def run(argv: list[str] | None = None) -> None:
         jobs = [TargetJob(target=t, folders=songs.songs[t], valid_folders=valid,
                           sample_rate=base.sample_rate, params=params, seed=args.seed,
                           device=runtime.device, threads=runtime.worker_threads,
+                          loading=loading(runtime),
                           checkpoint=args.checkpoints / f"{t}.pt" if args.checkpoints else None,
                           live_dir=args.live / t if args.live else None, quiet=args.quiet)
                 for t in TARGETS]
@@ -57,19 +83,24 @@ def run(argv: list[str] | None = None) -> None:
             tmp.mkdir()
             for target, result in results.items():
                 torch.save(result.state_dict, tmp / f"{target}.pth")
-            info = {"config": model_config(params.model, base.sample_rate), "targets": {
+            info = {"config": model_config(params.model, base.sample_rate),
+                    "training_key": key, "targets": {
                 t: {"best_epoch": r.best_epoch, "best_valid_loss": r.best_valid_loss,
                     "n_songs": len(songs.songs[t]), "history": r.history}
                 for t, r in results.items()}}
             (tmp / "model.json").write_text(dumps_json(info))
             (tmp / "sidecar.json").write_text(dumps_json(sidecar(
                 params, seed=args.seed, sample_rate=base.sample_rate,
-                songs={t: [Path(f).name for f in v] for t, v in songs.songs.items()})))
+                songs=_names(songs))))
         cost["epochs"] = params.epochs
     if args.live is not None:
         output_folder(args.live)
     if args.checkpoints is not None:
         remove_stale(args.checkpoints)
+
+
+def _names(songs: SongList) -> dict[str, list[str]]:
+    return {t: [Path(f).name for f in v] for t, v in songs.songs.items()}
 
 
 def main(argv: list[str] | None = None) -> None:

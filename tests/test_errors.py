@@ -17,7 +17,7 @@ import torch
 from conftest import params_of, tone_stems, write_params, write_stems
 
 from stages import clean, evaluate, songlist, train
-from stages.lib.data import SongList, StemBank
+from stages.lib.data import SongList, SongTable
 from stages.lib.io import is_marked, output_folder
 from stages.lib.params import (
     ParamsError,
@@ -45,11 +45,11 @@ TINY_YAML = {"base": {"sample_rate": SR, "seeds": [0]},
              "runtime": {"workers": 1}}
 
 
-def _banks(tmp: Path, seconds: float = 1.5) -> tuple[StemBank, StemBank]:
+def _banks(tmp: Path, seconds: float = 1.5) -> tuple[SongTable, SongTable]:
     train_dirs = [str(write_stems(tmp / f"s{i}", tone_stems(seconds=seconds, seed=i)))
                   for i in range(2)]
     valid = [str(write_stems(tmp / "v0", tone_stems(seconds=1.0, seed=9)))]
-    return StemBank.load(train_dirs, SR), StemBank.load(valid, SR)
+    return SongTable.open(train_dirs, SR), SongTable.open(valid, SR)
 
 
 # --- stems: case-insensitive names, every libsndfile format, loud failures --------------------

@@ -121,3 +121,42 @@ def test_train_rejects_bad_song_list(dataset: Path) -> None:
         train.main(["--params", str(_params(dataset)), "--songs", str(bad), "--valid",
                     str(dataset / "reference"), "--seed", "0", "--out", str(dataset / "m")])
     assert not (dataset / "m").exists()
+
+
+@pytest.mark.slow
+def test_an_identical_training_is_copied_not_run_again(dataset: Path,
+                                                        capsys: pytest.CaptureFixture) -> None:
+    """--reuse: a kept list equal by content to a baseline's (songs copied to another dataset
+    folder) is that baseline's training; one changed sample or seed is not."""
+    params = _params(dataset)
+    base = dataset / "models" / "clean_only"
+    train.main(["--params", str(params), "--songs", str(dataset / "lists" / "clean_only.json"),
+                "--valid", str(dataset / "reference"), "--seed", "0", "--out", str(base),
+                "--quiet"])
+    for name in ("song0", "song1"):  # the same songs in another dataset, as EffectsDB holds them
+        shutil.copytree(dataset / "mixed" / name, dataset / "other" / name)
+    kept = dataset / "kept.json"
+    kept.write_text(json.dumps({"songs": {t: ["other/song0", "other/song1"] for t in TARGETS}}))
+
+    def run(out: str, seed: int = 0) -> str:
+        capsys.readouterr()
+        train.main(["--params", str(params), "--songs", str(kept), "--valid",
+                    str(dataset / "reference"), "--seed", str(seed), "--out",
+                    str(dataset / out), "--reuse", str(dataset / "models" / "absent"),
+                    "--reuse", str(base), "--quiet"])
+        return capsys.readouterr().err
+
+    assert "holds this very training" in run("copied")
+    copied = dataset / "copied"
+    for target in TARGETS:
+        assert (copied / f"{target}.pth").read_bytes() == (base / f"{target}.pth").read_bytes()
+    assert json.loads((copied / "sidecar.json").read_text())["reused"] == str(base)
+    assert "holds this very training" not in run("seed1", seed=1)
+    audio = dataset / "other" / "song1" / "bass.wav"
+    data = bytearray(audio.read_bytes())
+    data[-1] ^= 1  # one bit of one sample
+    audio.write_bytes(bytes(data))
+    assert "holds this very training" not in run("retrained")
+    retrained = dataset / "retrained"
+    info = json.loads((retrained / "model.json").read_text())
+    assert info["training_key"] != json.loads((base / "model.json").read_text())["training_key"]

@@ -11,9 +11,11 @@ import pytest
 import torch
 from conftest import params_of, tone_stems, write_stems
 
-from stages.lib.data import StemBank
+from stages.lib.data import ExcerptSampler, SongTable, TrainingBatches
 from stages.lib.params import select_device
 from stages.lib.unmix import (
+    Loading,
+    Magnitude,
     ModelParams,
     TrainParams,
     build_model,
@@ -32,11 +34,11 @@ CPU = torch.device("cpu")
 
 
 @pytest.fixture(scope="module")
-def banks(tmp_path_factory: pytest.TempPathFactory) -> tuple[StemBank, StemBank]:
+def banks(tmp_path_factory: pytest.TempPathFactory) -> tuple[SongTable, SongTable]:
     root = tmp_path_factory.mktemp("songs")
     train = [str(write_stems(root / f"s{i}", tone_stems(seconds=1.5, seed=i))) for i in range(3)]
     valid = [str(write_stems(root / "v0", tone_stems(seconds=1.0, seed=9)))]
-    return StemBank.load(train, SR), StemBank.load(valid, SR)
+    return SongTable.open(train, SR), SongTable.open(valid, SR)
 
 
 def test_training_reduces_the_loss(banks) -> None:
@@ -132,4 +134,74 @@ def test_training_on_cuda(banks) -> None:
     result = train_target(bank, np.arange(3), valid, "vocals", params, 0, select_device("auto"),
                           quiet=True)
     assert select_device("auto").type == "cuda"  # runtime.device: auto picks the GPU
+    assert np.isfinite(result.best_valid_loss)
+
+
+def test_streamed_preloaded_and_worker_batches_are_the_same(banks) -> None:
+    """Seeking excerpts on disk, decoding songs into RAM, and loader processes: same batches,
+    same weights (batches are seeded per step, not by a stream that workers would share)."""
+    bank, valid = banks
+    ram = SongTable.open(bank.folders, SR, preload=True)
+    for table in (bank, ram):
+        sampler = ExcerptSampler(table, np.arange(3), "drums", TINY.sampler)
+        batches = TrainingBatches(sampler, 7, TINY.steps_per_epoch, TINY.batch_size)
+        if table is bank:
+            first = [batches[i] for i in (0, 5)]
+        else:
+            again = [batches[i] for i in (0, 5)]
+    for (m1, t1), (m2, t2) in zip(first, again, strict=True):
+        assert np.array_equal(m1, m2) and np.array_equal(t1, t2)
+    assert not np.array_equal(first[0][0], first[1][0])  # steps differ
+    runs = [train_target(table, np.arange(3), valid, "drums", TINY, 5, CPU, quiet=True,
+                         loading=Loading(workers=workers, preload=table is ram))
+            for table, workers in ((bank, 0), (ram, 0), (bank, 2))]
+    for run in runs[1:]:
+        assert run.history == runs[0].history
+        assert all(torch.equal(run.state_dict[k], v) for k, v in runs[0].state_dict.items())
+
+
+def test_magnitude_equals_openunmix_complexnorm() -> None:
+    from openunmix.transforms import ComplexNorm
+
+    spec = torch.randn(3, 2, 129, 40, 2) * torch.logspace(-4, 2, 40)[None, None, None, :, None]
+    assert torch.equal(Magnitude()(spec), ComplexNorm(mono=False)(spec))
+
+
+def test_a_song_table_refuses_what_it_would_have_to_resample(tmp_path: Path) -> None:
+    stems = tone_stems(seconds=1.0, seed=1)
+    folder = write_stems(tmp_path / "s", stems, sr=16000)
+    with pytest.raises(ValueError, match=r"vocals\.wav: 16000 Hz; training seeks excerpts in 8000 Hz"):
+        SongTable.open([str(folder)], SR)
+    short = dict(stems, bass=stems["bass"][:, :100])
+    folder = write_stems(tmp_path / "u", short, mixture=False)
+    with pytest.raises(ValueError, match=r"u: stems differ in length"):
+        SongTable.open([str(folder)], SR)
+
+
+def test_mono_stems_are_read_as_two_channels(tmp_path: Path) -> None:
+    stems = {k: v[:1] for k, v in tone_stems(seconds=1.0, seed=2).items()}
+    folder = write_stems(tmp_path / "m", stems)
+    table = SongTable.open([str(folder)], SR)
+    assert table.excerpt(0, 1, 10, 50).shape == (2, 50)
+    assert np.array_equal(table.excerpt(0, 1, 10, 50), table.stems(0)[1, :, 10:60])
+
+
+def test_bf16_training_runs_on_the_cpu(banks) -> None:
+    bank, valid = banks
+    params = dataclasses.replace(TINY, precision="bf16", epochs=2)
+    result = train_target(bank, np.arange(3), valid, "vocals", params, 0, CPU, quiet=True)
+    assert all(np.isfinite(h["train_loss"]) for h in result.history)
+
+
+@pytest.mark.slow
+def test_compiled_training_keeps_the_plain_weights(banks) -> None:
+    import shutil
+
+    if shutil.which("cc") is None and shutil.which("gcc") is None:
+        pytest.skip("torch.compile on the CPU needs a C compiler")
+    bank, valid = banks
+    params = dataclasses.replace(TINY, compile=True, epochs=1)
+    result = train_target(bank, np.arange(3), valid, "bass", params, 0, CPU, quiet=True)
+    model = build_model(TINY.model, SR)
+    model.load_state_dict(result.state_dict)  # no "_orig_mod." prefix: loads into a plain model
     assert np.isfinite(result.best_valid_loss)

@@ -8,7 +8,6 @@ parameter vector.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from .attribution import Aggregate, UnlearnParams, attribute
 from .audio import AudioError, read_wav
 from .params import TARGETS, check
 from .readers import audio_files
+from .rng import keyed_rng
 from .unmix import spectrogram
 
 
@@ -46,8 +46,7 @@ def excerpt_offsets(name: str, n_samples: int, length: int, count: int, seed: in
     if n_samples < length:
         raise AudioError(f"{name}: {n_samples} samples, shorter than one attribution excerpt "
                          f"({length})")
-    digest = hashlib.sha256(f"{seed}:attribution:{name}".encode()).digest()
-    rng = np.random.default_rng(int.from_bytes(digest[:8], "little"))
+    rng = keyed_rng(seed, "attribution", name)
     return sorted(int(o) for o in rng.integers(0, n_samples - length + 1, size=count))
 
 

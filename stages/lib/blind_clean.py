@@ -21,12 +21,22 @@ from .attribution_inputs import AttributeParams, attribute_models, load_song_inp
 from .audio import AudioError, write_track
 from .embeddings import EmbedParams, embed_track, make_embedder
 from .fad import FADParams, fad_score_table
-from .io import atomic_path, dumps_json, is_marked, output_folder, read_json, sidecar
+from .io import atomic_path, dumps_json, output_folder, read_json, sidecar
 from .mlp import MLPParams, labelled, mlp_score_table, train_classifier
-from .params import TARGETS, as_plain, select_device
+from .params import TARGETS, RuntimeParams, select_device
 from .readers import audio_files, iter_source, list_track_folders
 from .scores import ScoreTable
-from .unmix import TargetJob, TrainParams, build_model, config_hash, load_model, model_config, train_targets
+from .unmix import (
+    TargetJob,
+    TrainParams,
+    build_model,
+    find_training,
+    load_model,
+    loading,
+    model_config,
+    train_targets,
+    training_key,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +45,14 @@ Store = dict[str, dict[str, np.ndarray]]
 
 @dataclass(frozen=True)
 class Runtime:
-    """How to run (never what to compute): device, processes, threads, progress bars."""
+    """How to run (never what to compute): the ``runtime`` section and progress bars."""
 
-    device: str
-    workers: int
-    threads: int
-    worker_threads: int
+    params: RuntimeParams
     quiet: bool
+
+    @property
+    def device(self) -> str:
+        return self.params.device
 
 
 def embed_source(kind: str, root: Path, sample_rate: int, params: EmbedParams,
@@ -71,38 +82,30 @@ def check_reference_lengths(folders: list[Path], seconds: float, key: str) -> No
                                  f"{key} ({seconds} s)")
 
 
-def baseline_key(folders: tuple[str, ...], train: TrainParams, seed: int,
-                 sample_rate: int) -> str:
-    """Identifies a baseline: the songs (names and stem sizes), the train params and the seed."""
-    songs = {Path(f).name: sorted((p.name, p.stat().st_size) for p in Path(f).iterdir()
-                                  if p.is_file()) for f in folders}
-    return config_hash({"songs": songs, "params": as_plain(train), "seed": seed,
-                        "sample_rate": sample_rate})
-
-
 def baseline_models(songs: Path, reference: Path, baseline: Path, train: TrainParams, seed: int,
                     sample_rate: int, runtime: Runtime) -> dict[str, torch.nn.Module]:
     """The four target models trained on ``songs``: loaded from ``baseline`` when it holds this
     very baseline, else trained and stored there (so a baseline is never trained twice)."""
     folders = tuple(str(p) for p in list_track_folders(songs))
     valid = tuple(str(p) for p in list_track_folders(reference))
-    key = baseline_key(folders, train, seed, sample_rate)
-    info = baseline / "model.json"
-    if is_marked(baseline) and info.is_file() and read_json(info).get("baseline_key") == key:
-        log.info("baseline: reusing %s (same songs, train params and seed)", baseline)
-        config = read_json(info)["config"]
+    key = training_key({t: folders for t in TARGETS}, valid, train, seed, sample_rate)
+    if find_training([baseline], key) is not None:
+        log.info("baseline: reusing %s (same songs by content, train params, seed and code)",
+                 baseline)
+        config = read_json(baseline / "model.json")["config"]
         return {t: load_model(baseline / f"{t}.pth", config) for t in TARGETS}
     log.info("baseline: training 4 target models on %d songs (seed %d)", len(folders), seed)
     jobs = [TargetJob(target=t, folders=folders, valid_folders=valid, sample_rate=sample_rate,
                       params=train, seed=seed, device=runtime.device,
-                      threads=runtime.worker_threads, quiet=runtime.quiet) for t in TARGETS]
-    results = train_targets(jobs, runtime.workers)
+                      threads=runtime.params.worker_threads, loading=loading(runtime.params),
+                      quiet=runtime.quiet) for t in TARGETS]
+    results = train_targets(jobs, runtime.params.workers)
     config = model_config(train.model, sample_rate)
     with atomic_path(baseline) as tmp:
         tmp.mkdir()
         for target, result in results.items():
             torch.save(result.state_dict, tmp / f"{target}.pth")
-        (tmp / "model.json").write_text(dumps_json({"config": config, "baseline_key": key}))
+        (tmp / "model.json").write_text(dumps_json({"config": config, "training_key": key}))
         (tmp / "sidecar.json").write_text(dumps_json(sidecar(train, seed=seed)))
     models = {}
     for target, result in results.items():
@@ -117,7 +120,7 @@ def unlearn_table(songs: Path, reference: Path, baseline: Path, train: TrainPara
                   runtime: Runtime) -> ScoreTable:
     """Score every song of ``songs`` by unlearning attribution of its baseline."""
     models = baseline_models(songs, reference, baseline, train, seed, sample_rate, runtime)
-    torch.set_num_threads(runtime.threads)
+    torch.set_num_threads(runtime.params.threads)
     folders = list_track_folders(songs)
     valid = list_track_folders(reference)
 
@@ -136,7 +139,7 @@ def embedding_table(method: str, kind: str, songs: Path, reference: Path, embed:
                     fad: FADParams, mlp: MLPParams, sample_rate: int,
                     runtime: Runtime) -> ScoreTable:
     """Score every song by per-song FAD (``fad``) or by the specialist classifier (``mlp``)."""
-    torch.set_num_threads(runtime.threads)
+    torch.set_num_threads(runtime.params.threads)
     train = embed_source(kind, songs, sample_rate, embed, runtime)
     ref = embed_source("folder", reference, sample_rate, embed, runtime)
     if method == "fad":

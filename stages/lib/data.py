@@ -1,23 +1,26 @@
-"""In-memory training data: song lists, decoded stems and the Open-Unmix excerpt sampler.
+"""Training data: song lists, songs streamed from disk and the Open-Unmix excerpt sampler.
 
-Audio is decoded (and resampled) once per stage and kept as float32 arrays, so a training step
-costs model compute, not I/O. The sampler reproduces Open-Unmix's training augmentations: random
-excerpt offsets, random-mix of stems across songs, random gain per stem and channel swap.
+A training process never holds its songs in memory: :class:`SongTable` reads each excerpt with
+one seek (memory bounded by the batch, not the dataset). The sampler reproduces Open-Unmix's
+training augmentations: random excerpt offsets, random-mix of stems across songs, random gain
+per stem and channel swap; every batch has its own seed, so loader workers do not change it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 
-from .audio import AudioError
+from .audio import AudioError, read_wav, to_stereo
 from .io import read_json
 from .params import TARGETS, check, check_range
-from .readers import read_track_folder
+from .readers import audio_files
 
 log = logging.getLogger(__name__)
 
@@ -74,34 +77,134 @@ def song_list_for(folders: list[str], list_path: Path) -> dict:
     return song_lists({t: list(folders) for t in TARGETS}, list_path)
 
 
-@dataclass
-class StemBank:
-    """Decoded songs: ``audio[i]`` is ``[4 stems (TARGETS order), 2, samples]`` float32."""
+@dataclass(frozen=True)
+class Song:
+    """One track folder as the trainer sees it: a file per target (TARGETS order), its length."""
 
-    folders: list[str]
-    audio: list[np.ndarray]
-    sample_rate: int
+    folder: str
+    stems: tuple[Path, ...]
+    frames: int
+    channels: tuple[int, ...]
+
+
+class SongTable:
+    """Training songs read from disk on demand: excerpts are seeked, never whole files decoded.
+
+    :meth:`open` checks every stem's header (rate, channels, equal lengths) without decoding, so
+    a process holds only the excerpts of the batch in flight, whatever the number of songs. With
+    ``preload`` the stems are decoded once into RAM instead (small sets; same values, bit for
+    bit). Files must be at the pipeline's sample rate: training never resamples per step.
+    """
+
+    def __init__(self, songs: list[Song], sample_rate: int,
+                 audio: list[np.ndarray] | None = None) -> None:
+        self.songs = songs
+        self.sample_rate = sample_rate
+        self._audio = audio
 
     @classmethod
-    def load(cls, folders: list[str], sample_rate: int) -> StemBank:
-        """Decode every folder's stems once."""
-        audio = []
-        for folder in folders:
-            track = read_track_folder(folder, sample_rate)
-            audio.append(np.stack([track.stems[t] for t in TARGETS]).astype(np.float32))
-        return cls(list(folders), audio, sample_rate)
+    def open(cls, folders: list[str] | tuple[str, ...], sample_rate: int,
+             preload: bool = False) -> SongTable:
+        """Index ``folders`` (headers only; ``preload``: decode everything once)."""
+        songs = [_song(folder, sample_rate) for folder in folders]
+        audio = None
+        if preload:
+            audio = [np.stack([read_wav(p, sample_rate) for p in song.stems]) for song in songs]
+        return cls(songs, sample_rate, audio)
 
-    def index(self, folders: tuple[str, ...]) -> np.ndarray:
-        """Positions of ``folders`` in the bank."""
-        where = {f: i for i, f in enumerate(self.folders)}
-        missing = [f for f in folders if f not in where]
-        if missing:
-            raise AudioError(f"song(s) not loaded: {missing[:3]}")
-        return np.array([where[f] for f in folders])
+    @property
+    def folders(self) -> list[str]:
+        return [song.folder for song in self.songs]
 
-    def mixture(self, i: int) -> np.ndarray:
-        """Sum of the stems of song ``i`` ``[2, samples]`` (fixed order, reproducible)."""
-        return self.audio[i].sum(axis=0, dtype=np.float32)
+    def __len__(self) -> int:
+        return len(self.songs)
+
+    def frames(self, i: int) -> int:
+        """Samples per channel of song ``i``."""
+        return self.songs[i].frames
+
+    def excerpt(self, i: int, stem: int, start: int, length: int) -> np.ndarray:
+        """``[2, length]`` float32 samples of one stem from ``start`` (one seek and one read)."""
+        if self._audio is not None:
+            return self._audio[i][stem, :, start:start + length]
+        song = self.songs[i]
+        data, _ = sf.read(song.stems[stem], start=start, frames=length, dtype="float32",
+                          always_2d=True)
+        if data.shape[0] != length:
+            raise AudioError(f"{song.stems[stem]}: ended before sample {start + length} "
+                             f"(header says {song.frames})")
+        return to_stereo(data.T, str(song.stems[stem]))
+
+    def stems(self, i: int) -> np.ndarray:
+        """Every stem of song ``i``, whole: ``[4, 2, frames]`` float32 (one song at a time)."""
+        if self._audio is not None:
+            return self._audio[i]
+        return np.stack([read_wav(p, self.sample_rate) for p in self.songs[i].stems])
+
+    def fingerprint(self, indices: np.ndarray) -> str:
+        """Digest of the songs' identity (folder, stem sizes, first and last MiB of each stem):
+        a checkpoint of other data is never resumed. Reads 2 MiB per stem, not whole files, and
+        names folders as given (relative), so a clone elsewhere on the same data agrees."""
+        h = hashlib.blake2b(digest_size=16)
+        for i in indices:
+            song = self.songs[int(i)]
+            h.update(song.folder.encode())
+            for path in song.stems:
+                size = path.stat().st_size
+                h.update(str(size).encode())
+                with path.open("rb") as f:
+                    h.update(f.read(_EDGE))
+                    f.seek(max(0, size - _EDGE))
+                    h.update(f.read(_EDGE))
+        return h.hexdigest()
+
+
+_EDGE = 1 << 20
+
+
+def song_digest(folder: str | Path) -> str:
+    """Digest of a track folder's four stems by content (TARGETS order; the folder's name and
+    place do not count): the same song copied into two datasets has one digest."""
+    files = audio_files(Path(folder))
+    h = hashlib.blake2b(digest_size=16)
+    for target in TARGETS:
+        if target not in files:
+            raise AudioError(f"{Path(folder) / target}.wav: missing stem file")
+        with files[target].open("rb") as f:
+            while chunk := f.read(1 << 24):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _song(folder: str, sample_rate: int) -> Song:
+    """A :class:`Song` from headers; any unreadable, mismatched or empty stem names its file."""
+    if not Path(folder).is_dir():
+        raise AudioError(f"{folder}: track folder not found")
+    files = audio_files(Path(folder))
+    stems, frames, channels = [], set(), []
+    for target in TARGETS:
+        if target not in files:
+            raise AudioError(f"{Path(folder) / target}.wav: missing stem file")
+        path = files[target]
+        try:
+            info = sf.info(str(path))
+        except (sf.LibsndfileError, RuntimeError) as err:
+            raise AudioError(f"{path}: cannot decode audio ({err})") from err
+        if info.samplerate != sample_rate:
+            raise AudioError(f"{path}: {info.samplerate} Hz; training seeks excerpts in "
+                             f"{sample_rate} Hz files (base.sample_rate) and never resamples per "
+                             f"step: resample the folder once (the pipeline's render and build "
+                             f"stages write every dataset at that rate)")
+        if info.channels not in (1, 2):
+            raise AudioError(f"{path}: {info.channels} channels, expected mono or stereo")
+        if info.frames == 0:
+            raise AudioError(f"{path}: empty audio file (0 samples)")
+        stems.append(path)
+        frames.add(info.frames)
+        channels.append(info.channels)
+    if len(frames) != 1:
+        raise AudioError(f"{folder}: stems differ in length ({sorted(frames)} samples)")
+    return Song(str(folder), tuple(stems), frames.pop(), tuple(channels))
 
 
 @dataclass(frozen=True)
@@ -123,23 +226,26 @@ class SamplerParams:
 
 
 class ExcerptSampler:
-    """Draws ``(mixture, target)`` batches ``[batch, 2, samples]`` for one target model."""
+    """Draws ``(mixture, target)`` batches ``[batch, 2, samples]`` for one target model.
 
-    def __init__(self, bank: StemBank, songs: np.ndarray, target: str, params: SamplerParams):
-        self.bank = bank
+    A batch is a pure function of the generator it is given: :class:`TrainingBatches` seeds one
+    per (epoch, step), so batches do not depend on which process draws them or in what order.
+    """
+
+    def __init__(self, table: SongTable, songs: np.ndarray, target: str, params: SamplerParams):
+        self.table = table
         self.songs = songs
         self.target_index = TARGETS.index(target)
         self.params = params
-        self.length = int(round(params.excerpt_seconds * bank.sample_rate))
-        short = [bank.folders[i] for i in songs if bank.audio[i].shape[-1] < self.length]
+        self.length = int(round(params.excerpt_seconds * table.sample_rate))
+        short = [table.folders[i] for i in songs if table.frames(int(i)) < self.length]
         if short:
             raise AudioError(f"{short[0]}: shorter than train.sampler.excerpt_seconds "
                              f"({params.excerpt_seconds} s)")
 
     def _stem(self, rng: np.random.Generator, song: int, stem: int) -> np.ndarray:
-        audio = self.bank.audio[song]
-        start = int(rng.integers(0, audio.shape[-1] - self.length + 1))
-        excerpt = audio[stem, :, start:start + self.length]
+        start = int(rng.integers(0, self.table.frames(song) - self.length + 1))
+        excerpt = self.table.excerpt(song, stem, start, self.length)
         gain = np.float32(rng.uniform(*self.params.gain_range))
         excerpt = excerpt * gain
         if self.params.channel_swap and rng.random() < 0.5:
@@ -163,3 +269,20 @@ class ExcerptSampler:
     def steps_per_epoch(self, batch_size: int) -> int:
         """Open-Unmix's epoch: ``samples_per_track`` excerpts per training song."""
         return max(1, int(np.ceil(len(self.songs) * self.params.samples_per_track / batch_size)))
+
+
+class TrainingBatches:
+    """Batch ``epoch * steps + step`` of a run, drawn with its own generator
+    ``default_rng([seed, target, epoch, step])``: the same batches in the same order whether one
+    process or N loader workers draw them (a torch map-style dataset)."""
+
+    def __init__(self, sampler: ExcerptSampler, seed: int, steps: int, batch_size: int) -> None:
+        self.sampler = sampler
+        self.seed = seed
+        self.steps = steps
+        self.batch_size = batch_size
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        epoch, step = divmod(int(index), self.steps)
+        rng = np.random.default_rng([self.seed, self.sampler.target_index, epoch, step])
+        return self.sampler.batch(rng, self.batch_size)

@@ -8,7 +8,6 @@ goes to a separate JSON file that only the report reads, so no cleaning method c
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -32,6 +31,7 @@ from .corrupt import (
 from .io import atomic_path, write_json
 from .params import check, check_range
 from .readers import iter_source, list_track_folders, read_track_folder
+from .rng import keyed_rng
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,6 @@ class EffectsDBParams:
                       "required when mode is 'real'")
 
 
-def song_rng(seed: int, name: str, purpose: str) -> np.random.Generator:
-    """A generator for one song and purpose, independent of the order songs are processed in."""
-    digest = hashlib.sha256(f"{seed}:{purpose}:{name}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
 def allocate_pool(names: list[str], pool: PoolParams) -> dict[str, list[str]]:
     """Split pool song names into disjoint ``clean``, ``label_noise``, ``bleeding``, ``effects``."""
     wanted = {"clean": pool.n_clean, "label_noise": pool.n_label_noise,
@@ -182,7 +176,7 @@ def build_set(jobs: Iterable[Job], total: int, seed: int, out_dir: Path, truth_p
             info: dict = {"stems": []}
             out = track
             if corruptor is not None:
-                out, info = corruptor(track, song_rng(seed, track.name, kind))
+                out, info = corruptor(track, keyed_rng(seed, kind, track.name))
             write_track(tmp_dir / track.name, out)
             rows.append({"name": track.name, "source": source, "corruption": kind,
                          "stems": info.pop("stems"), "draws": info, "seed": seed,

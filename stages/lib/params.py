@@ -218,9 +218,12 @@ class RuntimeParams:
     workers: int
     threads: int
     worker_threads: int
+    loader_workers: int
+    preload_audio: bool
 
     def __post_init__(self) -> None:
         check_range(self.workers, 1, 256, "runtime.workers")
+        check_range(self.loader_workers, 0, 256, "runtime.loader_workers")
         check_range(self.threads, 1, 1024, "runtime.threads")
         check_range(self.worker_threads, 1, 1024, "runtime.worker_threads")
 

@@ -11,7 +11,6 @@ transposition, programs, velocities, pan, excerpt start, drum variations) comes 
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import numpy as np
 from .audio import Track
 from .datasets import SourceSpec
 from .params import TARGETS, check
+from .rng import keyed_rng
 
 log = logging.getLogger(__name__)
 
@@ -169,15 +169,9 @@ def load_score(path: Path) -> Score | None:
     return Score(path.stem, parts, bars, length, meter)
 
 
-def song_rng(seed: int, piece: str) -> np.random.Generator:
-    """A generator seeded by ``(seed, piece)`` so each song's draws are independent of order."""
-    digest = hashlib.sha256(f"{seed}:{piece}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
 def plan_song(score: Score, split: str, params: RenderParams) -> SongPlan:
     """Draw tempo, transposition, programs, velocities, pan and excerpt start for one song."""
-    rng = song_rng(params.seed, score.piece)
+    rng = keyed_rng(params.seed, score.piece)
     tempo = float(rng.uniform(*params.tempo_bpm))
     lo, hi = params.transpose_semitones
     transpose = int(rng.integers(lo, hi + 1))
@@ -292,7 +286,7 @@ def synthesize(channels: list[tuple[int, list[Note]]], tempo: float, seconds: fl
 def render_song(score: Score, plan: SongPlan, params: RenderParams, sample_rate: int,
                 soundfont: Path) -> Track:
     """Render the planned excerpt of ``score`` into a four-stem :class:`Track`."""
-    rng = song_rng(plan.extra["drum_seed"], score.piece)  # type: ignore[arg-type]
+    rng = keyed_rng(plan.extra["drum_seed"], score.piece)  # type: ignore[arg-type]
     seconds_per_ql = 60.0 / plan.tempo_bpm
     end_s = plan.excerpt_start_s + params.excerpt_seconds
     needed_ql = end_s / seconds_per_ql + 1.0

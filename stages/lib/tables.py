@@ -16,6 +16,7 @@ from .io import read_json
 from .params import TARGETS
 from .plots import roc_points, save_png, write_csv
 from .scores import read_method_tables, zscore
+from .truth import read_truth
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,7 @@ def auto_ratio_table(scores_root: Path, truth_root: Path, seeds: tuple[int, ...]
              f"| clean kept (r={fixed}) | corrupted removed (r={fixed}) | oracle r |",
              "|---|---|---|---|---|---|---|---|"]
     for truth_path in sorted(truth_root.glob("*.json")):
-        truth = {r["name"]: r["corruption"] for r in read_json(truth_path)["tracks"]}
+        truth = read_truth(truth_path)
         oracle = sum(k == "clean" for k in truth.values()) / len(truth)
         tables = read_method_tables(scores_root / truth_path.stem, seeds)
         for method, members in tables.items():
@@ -221,7 +222,7 @@ def write_plots(folder: Path, sets: dict[str, dict], scores_root: Path | None,
         return
     for truth_path in sorted(truth_root.glob("*.json")):
         dataset = truth_path.stem
-        truth = {r["name"]: r["corruption"] for r in read_json(truth_path)["tracks"]}
+        truth = read_truth(truth_path)
         tables = {m: mean_table(list(members.values()))
                   for m, members in read_method_tables(scores_root / dataset, seeds).items()}
         roc_rows, dist_rows = [], []
