@@ -1,4 +1,6 @@
-"""Stage ``aggregate``: per-condition SDR mean / std / n over seeds, plus paired margins.
+"""Stage ``aggregate``: per-condition SDR mean / std / n over seeds, plus paired margins
+(mean / std / n and a 95 % t-interval of the per-seed differences: clean_only and every cleaned
+condition against contaminated, contaminated against reference_only).
 
     python -m stages.aggregate --dataset mixed23 --runs metrics/runs/mixed23 \
         --out metrics/mixed23.json [--baselines metrics/runs/mixed23] \
@@ -55,6 +57,10 @@ def run(argv: list[str] | None = None) -> None:
                 result["margins"][f"{better}_minus_{worse}_{key}"] = paired_difference(
                     runs, better, worse, key)
     cleaned = [c for c in runs if c not in BASELINES]
+    for condition in cleaned if "contaminated" in runs else []:
+        for key in KEYS:
+            result["margins"][f"{condition}_minus_contaminated_{key}"] = paired_difference(
+                runs, condition, "contaminated", key)
     if cleaned:
         result["gap_closed"] = {c: {k: gap_closed(runs, c, k) for k in KEYS} for c in cleaned}
     if args.filtered is not None and args.truth is not None:

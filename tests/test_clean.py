@@ -92,3 +92,21 @@ def test_a_moisesdb_kept_list_is_trainable(folders: Path) -> None:
     assert len(kept) == 2 and all(Path(f).parent == out / "tracks" for f in kept)
     track = read_track_folder(kept[0], 8000)  # what stages.train reads: a track folder
     assert set(track.stems) == set(TARGETS)
+
+
+def test_kept_songs_at_another_rate_are_resampled_once(folders: Path) -> None:
+    """Training seeks excerpts without resampling: songs stored at 16 kHz (the params say 8 kHz)
+    come out of clean as 8 kHz track folders, the others stay where they are."""
+    from stages.lib.data import SongList, SongTable
+
+    for i in range(6):
+        stems = tone_stems(seconds=1.0, sr=16000, seed=i) if i % 2 else tone_stems(seed=i)
+        write_stems(folders / "mixed_rates" / f"song{i}", stems, sr=16000 if i % 2 else 8000)
+    out = folders / "out_rates"
+    clean.main(["--params", str(_params(folders)), "--songs", str(folders / "mixed_rates"),
+                "--reference", str(folders / "trusted"), "--method", "fad", "--ratio", "1.0",
+                "--out", str(out), "--quiet"])
+    kept = SongList.read(out / "kept.json").songs["vocals"]
+    assert {Path(f).parent for f in kept} == {out / "tracks", folders / "mixed_rates"}
+    assert all((Path(f).parent == out / "tracks") == (int(f[-1]) % 2 == 1) for f in kept)
+    assert len(SongTable.open(kept, 8000)) == 6  # every kept song is trainable as listed

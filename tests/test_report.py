@@ -96,3 +96,25 @@ def test_the_sanity_check_is_stated_on_the_first_screen() -> None:
     first = "\n".join(lines[:8])
     assert "Attribution sanity check: NOT met" in first and "15/34 in the unified score" in first
     assert "noise song ranks 27/34 (below every clean song)" in first
+
+
+def test_paired_differences_carry_a_t_interval_and_a_noise_mark() -> None:
+    from stages.lib.aggregate import paired_difference
+    from stages.lib.tables import difference_table
+
+    runs = {"a": {s: {"museval_sdr_db_avg": 5.0 + d} for s, d in enumerate((1.0, 2.0, 3.0))},
+            "b": {s: {"museval_sdr_db_avg": 5.0} for s in range(3)},
+            "c": {s: {"museval_sdr_db_avg": 5.0 + d} for s, d in enumerate((0.9, 1.0, 1.1))}}
+    wide = paired_difference(runs, "a", "b", "museval_sdr_db_avg")
+    half = 4.302652729911275 / 3 ** 0.5  # t(0.975, 2) x std 1 / sqrt(3)
+    assert wide["mean"] == 2.0 and wide["std"] == 1.0 and wide["n"] == 3
+    assert abs(wide["ci95_low"] - (2.0 - half)) < 1e-9 and abs(wide["ci95_high"] - (2.0 + half)) < 1e-9
+    narrow = paired_difference(runs, "c", "b", "museval_sdr_db_avg")
+    one = paired_difference({k: {0: v[0]} for k, v in runs.items()}, "a", "b", "museval_sdr_db_avg")
+    assert one["ci95_low"] is None and one["n"] == 1
+    rows = difference_table({"margins": {"a_minus_b_museval_sdr_db_avg": wide,
+                                         "c_minus_b_museval_sdr_db_avg": narrow,
+                                         "a_minus_b_mdx_sdr_db_avg": wide}})
+    assert rows[2] == "| a − b | +2.00 ± 1.00 | [-0.48, +4.48] | 3 | inside the noise |"
+    assert rows[3] == "| c − b | +1.00 ± 0.10 | [+0.75, +1.25] | 3 |  |"
+    assert len(rows) == 4  # the MDX margin is not in the museval table

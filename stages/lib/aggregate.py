@@ -50,15 +50,29 @@ def aggregate(runs: dict[str, dict[int, dict]]) -> dict[str, dict[str, dict]]:
     return out
 
 
+def t_interval(values: list[float | None], level: float = 0.95) -> tuple[float | None, ...]:
+    """Student-t confidence interval of the mean of ``values`` (``None`` below two values)."""
+    from scipy.stats import t
+
+    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    if len(finite) < 2:
+        return None, None
+    half = float(t.ppf((1 + level) / 2, len(finite) - 1) * np.std(finite, ddof=1)
+                 / math.sqrt(len(finite)))
+    return float(np.mean(finite)) - half, float(np.mean(finite)) + half
+
+
 def paired_difference(runs: dict[str, dict[int, dict]], better: str, worse: str,
                       key: str) -> dict[str, float | int | None]:
-    """Mean / std / n over seeds of ``better − worse`` for one metric, paired by seed."""
+    """Mean / std / n over seeds of ``better − worse`` for one metric, paired by seed, and its 95 %
+    t-interval (``ci95_low`` / ``ci95_high``: ``None`` below two seeds)."""
     seeds = sorted(set(runs.get(better, {})) & set(runs.get(worse, {})))
     diffs = []
     for seed in seeds:
         a, b = runs[better][seed].get(key), runs[worse][seed].get(key)
         diffs.append(None if a is None or b is None else a - b)
-    return mean_std(diffs)
+    low, high = t_interval(diffs)
+    return {**mean_std(diffs), "ci95_low": low, "ci95_high": high}
 
 
 BASELINES = ("contaminated", "clean_only", "reference_only")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 from tqdm import tqdm
 
@@ -24,7 +25,7 @@ from .fad import FADParams, fad_score_table
 from .io import atomic_path, dumps_json, output_folder, read_json, sidecar
 from .mlp import MLPParams, labelled, mlp_score_table, train_classifier
 from .params import TARGETS, RuntimeParams, select_device
-from .readers import audio_files, iter_source, list_track_folders
+from .readers import audio_files, iter_source, list_track_folders, read_track_folder
 from .scores import ScoreTable
 from .unmix import (
     TargetJob,
@@ -165,11 +166,37 @@ def export_tracks(kind: str, root: Path, names: list[str], sample_rate: int, out
     return where
 
 
+def at_rate(folder: Path, sample_rate: int) -> bool:
+    """Whether every stem of a track folder is stored at ``sample_rate`` (what training seeks in)."""
+    return all(sf.info(str(path)).samplerate == sample_rate
+               for name, path in audio_files(folder).items() if name in TARGETS)
+
+
+def trainable_folders(root: Path, names: list[str], sample_rate: int, out: Path,
+                      quiet: bool) -> dict[str, str]:
+    """``{name: folder}`` of the kept songs of a folder source: the user's own folders, except
+    songs at another rate, which are resampled once into ``out/<name>/`` (training never
+    resamples per step)."""
+    where = {p.name: str(p) for p in list_track_folders(root)}
+    convert = [name for name in names if not at_rate(Path(where[name]), sample_rate)]
+    if not convert:
+        return where
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for name in tqdm(convert, desc="resample kept", unit="song", disable=quiet):
+            write_track(tmp / name, read_track_folder(where[name], sample_rate))
+            where[name] = str(out / name)
+    log.info("resampled %d kept songs to %d Hz once, as track folders in %s", len(convert),
+             sample_rate, out)
+    return where
+
+
 def write_results(out: Path, table: ScoreTable, ratio: float, rule: str, kind: str, songs: Path,
                   provenance: dict, sample_rate: int, quiet: bool = True) -> list[str]:
     """Write ``ranking.csv``, ``kept.json`` (a song list for ``stages.train``) and
     ``sidecar.json`` into ``out`` (created and marked; a ``baseline/`` there is kept). Kept songs
-    of a MUSDB18 / MoisesDB source are exported to ``out/tracks/`` so the list is trainable."""
+    of a MUSDB18 / MoisesDB source, or of folders at another rate than ``sample_rate``, are
+    exported to ``out/tracks/`` so the list is trainable."""
     from .data import song_list_for
     from .filtering import kept_songs
 
@@ -177,7 +204,8 @@ def write_results(out: Path, table: ScoreTable, ratio: float, rule: str, kind: s
     output_folder(out)
     with atomic_path(out / "ranking.csv") as tmp:
         table.write(tmp)
-    where = ({p.name: str(p) for p in list_track_folders(songs)} if kind == "folder"
+    where = (trainable_folders(songs, kept, sample_rate, out / "tracks", quiet)
+             if kind == "folder"
              else export_tracks(kind, songs, kept, sample_rate, out / "tracks", quiet))
     with atomic_path(out / "kept.json") as tmp:
         tmp.write_text(dumps_json({**song_list_for([where[s] for s in kept], out / "kept.json"),

@@ -12,8 +12,9 @@ profile's (the paper's Open-Unmix); a few steps run: memory peaks in the first e
 ``throughput``: ``train_target`` on the default training set (``data/mixed23``, 32 songs) with the
 default model, one torch thread, for the same steps in every configuration: the in-memory path
 (``preload``: every song decoded once, as before streaming) against the streamed path with 0 and
-1 loader processes. Excerpts/s = batch x steps / wall time of epochs 2.. (setup excluded), and the
-end-to-end wall time including the setup. Needs ``dvc repro build@mixed23`` (or a default run).
+1 loader processes, and the streamed path with ``train.precision: bf16`` (autocast).
+Excerpts/s = batch x steps / wall time of epochs 2.. (setup excluded), and the end-to-end wall
+time including the setup. Needs ``dvc repro build@mixed23`` (or a default run).
 Nothing is asserted: equality of the paths is a test (tests/test_unmix.py).
 """
 
@@ -132,14 +133,17 @@ def throughput(args: argparse.Namespace) -> None:
     songs = SongList.read(ROOT / "data/lists/mixed23/contaminated.json").songs["vocals"]
     valid_folders = [str(p) for p in list_track_folders(ROOT / "data/rendered/reference")]
     steps = params.steps_per_epoch
-    for label, loading in (("in RAM (preload)", Loading(workers=0, preload=True)),
-                           ("streamed, 0 loader workers", Loading(workers=0, preload=False)),
-                           ("streamed, 1 loader worker", Loading(workers=1, preload=False))):
+    runs = (("in RAM (preload)", Loading(workers=0, preload=True), params),
+            ("streamed, 0 loader workers", Loading(workers=0, preload=False), params),
+            ("streamed, 1 loader worker", Loading(workers=1, preload=False), params),
+            ("streamed, 0 workers, bf16", Loading(workers=0, preload=False),
+             dataclasses.replace(params, precision="bf16")))
+    for label, loading, run_params in runs:
         start = time.time()
         stamps: list[float] = []
         table = SongTable.open(songs, SR, preload=loading.preload)
         valid = SongTable.open(valid_folders, SR)
-        train_target(table, np.arange(len(table)), valid, "vocals", params, 0,
+        train_target(table, np.arange(len(table)), valid, "vocals", run_params, 0,
                      torch.device("cpu"), on_epoch=lambda _r, s=stamps: s.append(time.time()),
                      quiet=True, loading=loading)
         total = time.time() - start
