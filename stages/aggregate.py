@@ -1,6 +1,7 @@
 """Stage ``aggregate``: per-condition SDR mean / std / n over seeds, plus paired margins
 (mean / std / n and a 95 % t-interval of the per-seed differences: clean_only and every cleaned
-condition against contaminated, contaminated against reference_only).
+condition against contaminated, contaminated against reference_only, and every two methods at one
+ratio against each other).
 
     python -m stages.aggregate --dataset mixed23 --runs metrics/runs/mixed23 \
         --out metrics/mixed23.json [--baselines metrics/runs/mixed23] \
@@ -13,6 +14,7 @@ filtered lists and the truth, the share of clean songs kept and of each corrupti
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -57,10 +59,13 @@ def run(argv: list[str] | None = None) -> None:
                 result["margins"][f"{better}_minus_{worse}_{key}"] = paired_difference(
                     runs, better, worse, key)
     cleaned = [c for c in runs if c not in BASELINES]
-    for condition in cleaned if "contaminated" in runs else []:
+    pairs = [(c, "contaminated") for c in cleaned if "contaminated" in runs]
+    pairs += [(a, b) for a, b in itertools.combinations(sorted(cleaned), 2)
+              if a.rpartition("_r")[2] == b.rpartition("_r")[2]]  # methods at one ratio
+    for better, worse in pairs:
         for key in KEYS:
-            result["margins"][f"{condition}_minus_contaminated_{key}"] = paired_difference(
-                runs, condition, "contaminated", key)
+            result["margins"][f"{better}_minus_{worse}_{key}"] = paired_difference(
+                runs, better, worse, key)
     if cleaned:
         result["gap_closed"] = {c: {k: gap_closed(runs, c, k) for k in KEYS} for c in cleaned}
     if args.filtered is not None and args.truth is not None:

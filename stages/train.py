@@ -54,7 +54,8 @@ def run(argv: list[str] | None = None) -> None:
     log.info("train: %s training songs per target, %d validation songs, seed %d",
              {t: len(v) for t, v in songs.songs.items()}, len(valid), args.seed)
     remove_stale(args.out)
-    key = training_key(songs.songs, valid, params, args.seed, base.sample_rate)
+    key = training_key(songs.songs, valid, params, args.seed, base.sample_rate, runtime.device,
+                       runtime.worker_threads)
     same = find_training(args.reuse, key)
     if same is not None:
         with timed(args.cost, "train", seed=args.seed) as cost:
@@ -63,9 +64,11 @@ def run(argv: list[str] | None = None) -> None:
             copy_training(same, args.out, sidecar(params, seed=args.seed, reused=str(same),
                           sample_rate=base.sample_rate, songs=_names(songs)))
             cost["epochs"], cost["reused"] = 0, str(same)
-        for folder in (args.live, args.checkpoints):
-            if folder is not None:
-                output_folder(folder)
+        if args.live is not None:
+            remove_stale(args.live)
+            output_folder(args.live)
+        if args.checkpoints is not None:
+            remove_stale(args.checkpoints)  # no training here: an earlier one's checkpoints go
         return
     if args.checkpoints is not None:
         output_folder(args.checkpoints)
@@ -74,7 +77,7 @@ def run(argv: list[str] | None = None) -> None:
         jobs = [TargetJob(target=t, folders=songs.songs[t], valid_folders=valid,
                           sample_rate=base.sample_rate, params=params, seed=args.seed,
                           device=runtime.device, threads=runtime.worker_threads,
-                          loading=loading(runtime),
+                          loading=loading(runtime), data_key=key,
                           checkpoint=args.checkpoints / f"{t}.pt" if args.checkpoints else None,
                           live_dir=args.live / t if args.live else None, quiet=args.quiet)
                 for t in TARGETS]

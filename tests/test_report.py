@@ -118,3 +118,30 @@ def test_paired_differences_carry_a_t_interval_and_a_noise_mark() -> None:
     assert rows[2] == "| a − b | +2.00 ± 1.00 | [-0.48, +4.48] | 3 | inside the noise |"
     assert rows[3] == "| c − b | +1.00 ± 0.10 | [+0.75, +1.25] | 3 |  |"
     assert len(rows) == 4  # the MDX margin is not in the museval table
+
+
+def test_aggregate_pairs_each_cleaning_with_contaminated_and_methods_at_one_ratio(
+        tmp_path: Path) -> None:
+    from stages import aggregate
+
+    sdr = {"contaminated": 3.0, "fad_r0.5": 4.0, "mlp_r0.5": 3.5, "fad_r0.75": 3.8,
+           "mlp_r0.75": 3.2}
+    for condition, value in sdr.items():
+        for seed in (0, 1, 2):
+            path = tmp_path / "runs" / condition / f"seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"museval_sdr_db_avg": value + 0.1 * seed,
+                                        "mdx_sdr_db_avg": value, "n_songs": 2}))
+    params = write_params(tmp_path / "params.yaml", {
+        "base": {"seeds": [0, 1, 2]},
+        "cleaning": {"methods": ["fad", "mlp"], "ratios": [0.5, 0.75]}})
+    aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
+                    str(tmp_path / "runs"), "--out", str(tmp_path / "agg.json")])
+    margins = json.loads((tmp_path / "agg.json").read_text())["margins"]
+    pairs = {k.removesuffix("_museval_sdr_db_avg") for k in margins if k.endswith("museval_sdr_db_avg")}
+    assert pairs == {"fad_r0.5_minus_contaminated", "mlp_r0.5_minus_contaminated",
+                     "fad_r0.75_minus_contaminated", "mlp_r0.75_minus_contaminated",
+                     "fad_r0.5_minus_mlp_r0.5", "fad_r0.75_minus_mlp_r0.75"}
+    fad_vs_mlp = margins["fad_r0.5_minus_mlp_r0.5_museval_sdr_db_avg"]
+    assert abs(fad_vs_mlp["mean"] - 0.5) < 1e-9 and fad_vs_mlp["std"] < 1e-9
+    assert abs(fad_vs_mlp["ci95_low"] - 0.5) < 1e-9  # identical per-seed differences: no width

@@ -52,14 +52,16 @@ def test_training_reduces_the_loss(banks) -> None:
     assert result.history[result.best_epoch]["valid_loss"] == result.best_valid_loss
 
 
-def test_resume_after_kill_equals_uninterrupted(banks, tmp_path: Path) -> None:
+@pytest.mark.parametrize("layers", [1, 3])  # 3 layers: LSTM dropout draws from torch's RNG
+def test_resume_after_kill_equals_uninterrupted(banks, tmp_path: Path, layers: int) -> None:
     bank, valid = banks
-    full = train_target(bank, np.arange(3), valid, "bass", TINY, 1, CPU, quiet=True)
+    params = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, nb_layers=layers))
+    full = train_target(bank, np.arange(3), valid, "bass", params, 1, CPU, quiet=True)
     ckpt = tmp_path / "bass.pt"
-    train_target(bank, np.arange(3), valid, "bass", TINY, 1, CPU, checkpoint=ckpt, quiet=True,
+    train_target(bank, np.arange(3), valid, "bass", params, 1, CPU, checkpoint=ckpt, quiet=True,
                  stop_after=1)  # the "kill": only epoch 0 ran and was checkpointed
     assert torch.load(ckpt, weights_only=True)["epoch"] == 0
-    resumed = train_target(bank, np.arange(3), valid, "bass", TINY, 1, CPU, checkpoint=ckpt,
+    resumed = train_target(bank, np.arange(3), valid, "bass", params, 1, CPU, checkpoint=ckpt,
                            quiet=True)
     assert resumed.history == full.history
     for key, value in full.state_dict.items():

@@ -89,7 +89,8 @@ def baseline_models(songs: Path, reference: Path, baseline: Path, train: TrainPa
     very baseline, else trained and stored there (so a baseline is never trained twice)."""
     folders = tuple(str(p) for p in list_track_folders(songs))
     valid = tuple(str(p) for p in list_track_folders(reference))
-    key = training_key({t: folders for t in TARGETS}, valid, train, seed, sample_rate)
+    key = training_key({t: folders for t in TARGETS}, valid, train, seed, sample_rate,
+                       runtime.device, runtime.params.worker_threads)
     if find_training([baseline], key) is not None:
         log.info("baseline: reusing %s (same songs by content, train params, seed and code)",
                  baseline)
@@ -99,7 +100,7 @@ def baseline_models(songs: Path, reference: Path, baseline: Path, train: TrainPa
     jobs = [TargetJob(target=t, folders=folders, valid_folders=valid, sample_rate=sample_rate,
                       params=train, seed=seed, device=runtime.device,
                       threads=runtime.params.worker_threads, loading=loading(runtime.params),
-                      quiet=runtime.quiet) for t in TARGETS]
+                      data_key=key, quiet=runtime.quiet) for t in TARGETS]
     results = train_targets(jobs, runtime.params.workers)
     config = model_config(train.model, sample_rate)
     with atomic_path(baseline) as tmp:

@@ -29,7 +29,9 @@ from openunmix.transforms import make_filterbanks
 from openunmix.utils import bandwidth_to_max_bin
 from tqdm import tqdm
 
+from . import audio as audio_module
 from . import data as data_module
+from . import readers as readers_module
 from .audio import AudioError
 from .data import ExcerptSampler, SamplerParams, SongTable, TrainingBatches, song_digest
 from .io import atomic_path, dumps_json, is_marked, read_json
@@ -214,18 +216,23 @@ def config_hash(payload: dict[str, Any]) -> str:
 
 
 def training_key(songs: Mapping[str, Sequence[str]], valid: Sequence[str], params: TrainParams,
-                 seed: int, sample_rate: int) -> str:
+                 seed: int, sample_rate: int, device: str, threads: int) -> str:
     """Everything the weights of a four-target training depend on: each target's songs and the
-    validation songs by content, in order (not by path), the train params, seed, sample rate and
-    the training code and library versions. Two trainings with one key give the same weights on
-    one kind of machine (``runtime`` never changes them), so a second one can be a copy."""
+    validation songs by content, in order (not by path), the train params, seed, sample rate, the
+    device kind and torch threads per model (they change float rounding), the training code
+    (this module and every project module it reads audio with) and the library versions. Two
+    trainings with one key give the same weights on one kind of machine, so a second one can be
+    a copy."""
     digest = functools.cache(song_digest)
-    code = hashlib.sha256(Path(__file__).read_bytes())
-    code.update(Path(data_module.__file__).read_bytes())
+    code = hashlib.sha256()
+    for module in (__file__, data_module.__file__, audio_module.__file__, readers_module.__file__):
+        code.update(Path(module).read_bytes())
     return config_hash({"songs": {t: [digest(f) for f in songs[t]] for t in TARGETS},
                         "valid": [digest(f) for f in valid], "params": as_plain(params),
                         "seed": seed, "sample_rate": sample_rate, "code": code.hexdigest(),
-                        "torch": torch.__version__, "openunmix": _openunmix_version()})
+                        "device": select_device(device).type, "threads": threads,
+                        "versions": {name: _version(name) for name in
+                                     ("torch", "openunmix", "numpy", "soundfile")}})
 
 
 def copy_training(source: Path, out: Path, provenance: dict[str, Any]) -> None:
@@ -239,10 +246,10 @@ def copy_training(source: Path, out: Path, provenance: dict[str, Any]) -> None:
         (tmp / "sidecar.json").write_text(dumps_json(provenance))
 
 
-def _openunmix_version() -> str:
+def _version(package: str) -> str:
     from importlib.metadata import version
 
-    return version("openunmix")
+    return version(package)
 
 
 def find_training(candidates: Sequence[Path], key: str) -> Path | None:
@@ -363,7 +370,9 @@ def _batches(sampler: ExcerptSampler, seed: int, steps: int, params: TrainParams
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, sampler=range(first * steps, params.epochs * steps),
         num_workers=loading.workers, pin_memory=device.type == "cuda",
-        prefetch_factor=4 if loading.workers else None)
+        prefetch_factor=4 if loading.workers else None,
+        generator=torch.Generator().manual_seed(seed))  # never draws from torch's global RNG
+        # (a resumed run would draw once more than an uninterrupted one: other dropout masks)
     return iter(loader)
 
 
@@ -377,12 +386,14 @@ def train_target(table: SongTable, songs: np.ndarray, valid: SongTable, target: 
                  checkpoint: Path | None = None,
                  on_epoch: Callable[[dict[str, float]], None] | None = None,
                  quiet: bool = False, stop_after: int | None = None,
-                 loading: Loading | None = None) -> TrainResult:
+                 loading: Loading | None = None, data_key: str | None = None) -> TrainResult:
     """Train one target model for ``params.epochs`` epochs; keep the best-validation weights.
 
     ``checkpoint`` (optional) is written after every epoch and resumed from when its config
     hash matches. ``stop_after`` ends the run after that many epochs of this call (tests use it
     to simulate a killed run). ``loading`` (default: no loader processes) never changes results.
+    ``data_key`` (a :func:`training_key`, songs by content) names the data in the checkpoint's run
+    id; without it, a cheaper fingerprint (sizes, first and last MiB of each stem) does.
     """
     loading = loading or Loading(workers=0, preload=False)
     check_song_lengths(table, songs, params.model.n_fft)
@@ -398,8 +409,8 @@ def train_target(table: SongTable, songs: np.ndarray, valid: SongTable, target: 
     validator = Validator(valid, target, params.model.n_fft, params.model.hop, device)
     steps = params.steps_per_epoch or sampler.steps_per_epoch(params.batch_size)
     run_id = config_hash({"params": as_plain(params), "seed": seed, "target": target,
-                          "data": table.fingerprint(songs),
-                          "valid": valid.fingerprint(np.arange(len(valid)))})
+                          "data": data_key or table.fingerprint(songs),
+                          "valid": "" if data_key else valid.fingerprint(np.arange(len(valid)))})
 
     run = _RunState()
     if checkpoint is not None and checkpoint.is_file():
@@ -450,6 +461,7 @@ class TargetJob:
     device: str
     threads: int
     loading: Loading
+    data_key: str | None = None
     checkpoint: Path | None = None
     live_dir: Path | None = None
     quiet: bool = True
@@ -476,7 +488,7 @@ def run_target_job(job: TargetJob) -> TrainResult:
         return train_target(table, np.arange(len(table)), valid, job.target, job.params,
                             job.seed, select_device(job.device), job.checkpoint,
                             on_epoch=log_epoch if live else None, quiet=job.quiet,
-                            loading=job.loading)
+                            loading=job.loading, data_key=job.data_key)
     finally:
         if live is not None:
             live.end()
