@@ -7,6 +7,10 @@ ratio against each other).
         --out metrics/mixed23.json [--baselines metrics/runs/mixed23] \
         [--filtered data/filtered/mixed23 --truth data/truth/mixed23.json]
 
+The random-removal control (``random_r<ratio>``, one run per draw ``d`` trained with seed ``d``)
+is a cleaned condition like the others; its paired margins and gap closed use the draws whose
+seed the other condition shares, its mean / std all draws.
+
 Conditions other than the three baselines (cleaned runs, ``<method>_r<ratio>``) also get the gap
 closed, ``(SDR_cleaned − SDR_contaminated) / (SDR_clean_only − SDR_contaminated)``, and, given the
 filtered lists and the truth, the share of clean songs kept and of each corruption removed.
@@ -17,6 +21,8 @@ from __future__ import annotations
 import itertools
 import logging
 from pathlib import Path
+
+import numpy as np
 
 from .lib.aggregate import BASELINES, aggregate, collect_runs, composition, gap_closed, paired_difference
 from .lib.cleaning import CleaningParams
@@ -49,6 +55,10 @@ def run(argv: list[str] | None = None) -> None:
     cells = [(m, r) for m in cleaning.methods for r in cleaning.ratios
              if args.dataset in cleaning.datasets]
     runs = collect_runs(args.runs, seeds, (*BASELINES, *(f"{m}_r{r}" for m, r in cells)))
+    randoms = [r for r in cleaning.random_ratios if args.dataset in cleaning.datasets]
+    if randoms:  # the random-removal control: one run per draw, trained with seed = draw
+        runs.update(collect_runs(args.runs, cleaning.random_draws,
+                                 tuple(f"random_r{r}" for r in randoms)))
     if args.baselines is not None:
         missing = tuple(b for b in BASELINES if b not in runs)
         runs.update(collect_runs(args.baselines, seeds, missing) if missing else {})
@@ -76,6 +86,14 @@ def run(argv: list[str] | None = None) -> None:
             kept = {t: [Path(f).name for f in v] for t, v in filtered["songs"].items()}
             result["composition"][f"{path.parent.name}_{path.stem}"] = {
                 **composition(kept, truth), "ratio_retained": float(filtered["ratio"])}
+        for ratio in randoms:  # mean composition over the draws
+            draws = [read_json(args.filtered / "random" / f"r{ratio}" / f"draw{d}.json")
+                     for d in cleaning.random_draws]
+            parts = [composition({t: [Path(f).name for f in v] for t, v in d["songs"].items()},
+                                 truth) for d in draws]
+            result["composition"][f"random_r{ratio}"] = {
+                **{k: float(np.mean([p[k] for p in parts])) for k in parts[0]},
+                "ratio_retained": float(ratio)}
     write_json(args.out, result)
     for name, metrics in result["conditions"].items():
         avg = metrics.get("museval_sdr_db_avg", {})

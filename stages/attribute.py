@@ -5,7 +5,11 @@
         --out data/scores/mixed23/unlearn/seed0
 
 Writes ``delta.json`` (the full N × M ΔL matrix per target, with song names), ``scores.csv``
-(per-target and unified scores, rank) and ``sidecar.json``.
+(per-target and unified scores, rank) and ``sidecar.json``. Two controls come from the same
+gradients at no extra training cost: ``--naive-out`` (the same step without the Fisher
+preconditioner, the paper's naive unlearning; in linear mode TracIn's gradient similarity at the
+final checkpoint) and ``--loss-out`` (each song's loss under the baseline, the small-loss
+heuristic: ``attribution.loss_scores``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from .lib.attribution import scores_from_delta
+from .lib.attribution import loss_scores, scores_from_delta
 from .lib.attribution_inputs import AttributeParams, attribute_models, load_song_inputs
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.data import SongList
@@ -36,6 +40,8 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_input("--songs", required=True, help="the models' training list")
     parser.add_input("--reference", required=True, help="clean reference folder")
     parser.add_output("--out", folder=True, required=True)
+    parser.add_output("--naive-out", folder=True, help="scores of unlearning without the Fisher")
+    parser.add_output("--loss-out", folder=True, help="scores = minus the baseline loss")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     base = load_base(resolve_params(args))
@@ -45,7 +51,9 @@ def run(argv: list[str] | None = None) -> None:
     train_folders = SongList.read(args.songs).all_folders()
     check_paths(args, parser, {f"--songs[{i}]": Path(f) for i, f in enumerate(train_folders)})
     ref_folders = [str(p) for p in list_track_folders(args.reference)]
-    remove_stale(args.out)
+    outs = [p for p in (args.out, args.naive_out, args.loss_out) if p is not None]
+    for out in outs:
+        remove_stale(out)
     log.info("attribute: %d training songs against %d reference songs", len(train_folders),
              len(ref_folders))
 
@@ -56,18 +64,35 @@ def run(argv: list[str] | None = None) -> None:
 
         train, reference = inputs(train_folders, "excerpts train"), inputs(ref_folders, "excerpts ref")
         models = {t: load_model(args.models / f"{t}.pth", config) for t in TARGETS}
-        deltas, summary = attribute_models(models, train, reference, params.unlearn, args.quiet)
-        unified, per_target = scores_from_delta(deltas, params.aggregate)
+        result = attribute_models(models, train, reference, params.unlearn, args.quiet,
+                                  naive=args.naive_out is not None)
         names = [s.name for s in train]
-        with atomic_path(args.out) as tmp:
-            tmp.mkdir()
-            (tmp / "delta.json").write_text(dumps_json({
-                "train_names": names, "reference_names": [s.name for s in reference],
-                "delta": {t: d.tolist() for t, d in deltas.items()}}))
-            ScoreTable(names, per_target, unified).write(tmp / "scores.csv")
-            (tmp / "sidecar.json").write_text(dumps_json(sidecar(
-                params, models=args.models.name, n_train=len(names),
-                n_reference=len(reference), summary=summary)))
+        info = {"models": args.models.name, "n_train": len(names), "n_reference": len(reference)}
+        write_delta_scores(args.out, names, reference, result.delta, params, sidecar(
+            params, **info, summary=result.summary))
+        if args.naive_out is not None:
+            write_delta_scores(args.naive_out, names, reference, result.naive, params, sidecar(
+                params, **info, preconditioner="none (naive unlearning)"))
+        if args.loss_out is not None:
+            unified, per_target = loss_scores(result.baseline)
+            with atomic_path(args.loss_out) as tmp:
+                tmp.mkdir()
+                ScoreTable(names, per_target, unified).write(tmp / "scores.csv")
+                (tmp / "sidecar.json").write_text(dumps_json(sidecar(
+                    params, **info, score="minus the baseline loss (small-loss heuristic)")))
+
+
+def write_delta_scores(out: Path, names: list[str], reference: list, deltas: dict,
+                       params: AttributeParams, meta: dict) -> None:
+    """One attribution folder: ``delta.json``, ``scores.csv`` and ``sidecar.json``."""
+    unified, per_target = scores_from_delta(deltas, params.aggregate)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / "delta.json").write_text(dumps_json({
+            "train_names": names, "reference_names": [s.name for s in reference],
+            "delta": {t: d.tolist() for t, d in deltas.items()}}))
+        ScoreTable(names, per_target, unified).write(tmp / "scores.csv")
+        (tmp / "sidecar.json").write_text(dumps_json(meta))
 
 
 def main(argv: list[str] | None = None) -> None:

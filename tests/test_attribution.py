@@ -9,7 +9,14 @@ import pytest
 import torch
 from conftest import params_of
 
-from stages.lib.attribution import FlatModel, UnlearnParams, attribute, mse_per_example, scores_from_delta
+from stages.lib.attribution import (
+    FlatModel,
+    UnlearnParams,
+    attribute,
+    loss_scores,
+    mse_per_example,
+    scores_from_delta,
+)
 from stages.lib.detection import auroc, average_precision, detection_report
 from stages.lib.unmix import ModelParams, build_model
 
@@ -20,8 +27,10 @@ def _linear_songs(n: int, k: int, d: int, seed: int) -> list[tuple[torch.Tensor,
              torch.randn(k, 1, generator=g, dtype=torch.float64)) for _ in range(n)]
 
 
-def _numpy_reference(w: np.ndarray, train, ref, alpha: float, lam: float, steps: int):
-    """Hand-derived Fisher, unlearning update and ΔL for L(w) = mean_k (w·x_k − y_k)²."""
+def _numpy_reference(w: np.ndarray, train, ref, alpha: float, lam: float, steps: int,
+                     naive: bool = False):
+    """Hand-derived Fisher, unlearning update and ΔL for L(w) = mean_k (w·x_k − y_k)²; ``naive``:
+    the step without the Fisher, ``w + (α/N) ∇L``."""
     def loss(w, x, y):
         return float(np.mean((x @ w - y[:, 0]) ** 2))
 
@@ -35,7 +44,8 @@ def _numpy_reference(w: np.ndarray, train, ref, alpha: float, lam: float, steps:
     for j, (x, y) in enumerate(ref):
         wj = w.copy()
         for _ in range(steps):
-            wj = wj + alpha / len(tr) / (fisher + lam) * grad(wj, x.numpy(), y.numpy())
+            scale = alpha / len(tr) if naive else alpha / len(tr) / (fisher + lam)
+            wj = wj + scale * grad(wj, x.numpy(), y.numpy())
         delta[:, j] = [loss(wj, xi, yi) - b for (xi, yi), b in zip(tr, base, strict=True)]
     return fisher, base, delta
 
@@ -53,6 +63,38 @@ def test_linear_model_matches_hand_derivation(steps: int) -> None:
     np.testing.assert_allclose(result.baseline, base, rtol=1e-10)
     np.testing.assert_allclose(result.delta, delta, rtol=1e-8, atol=1e-12)
     assert result.fisher_mean == pytest.approx(fisher.mean(), rel=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["exact", "linear"])
+def test_naive_unlearning_drops_the_fisher(mode: str) -> None:
+    torch.manual_seed(0)
+    model = torch.nn.Linear(5, 1, bias=False).double()
+    train, ref = _linear_songs(6, 4, 5, 1), _linear_songs(3, 4, 5, 2)
+    params = params_of(UnlearnParams, "attribute.unlearn", alpha=0.05, damping=0.01,
+                       damping_relative=False, mode=mode)
+    both, alone = attribute(model, train, ref, params, naive=True), attribute(model, train, ref, params)
+    assert np.array_equal(both.delta, alone.delta) and alone.delta_naive is None
+    w = model.weight.detach().numpy()[0]
+    if mode == "exact":
+        _, _, expected = _numpy_reference(w, train, ref, 0.05, 0.01, 1, naive=True)
+    else:  # TracIn's gradient similarity at the final checkpoint, scaled by alpha / N
+
+        def grad(x, y):
+            return 2.0 / len(x) * ((x @ w - y[:, 0]) @ x)
+
+        g_train = np.stack([grad(x.numpy(), y.numpy()) for x, y in train])
+        g_ref = np.stack([grad(x.numpy(), y.numpy()) for x, y in ref])
+        expected = 0.05 / len(train) * g_train @ g_ref.T
+    np.testing.assert_allclose(both.delta_naive, expected, rtol=1e-8, atol=1e-14)
+    assert not np.allclose(both.delta_naive, both.delta)  # the Fisher changes the step
+
+
+def test_loss_scores_rank_high_losses_last() -> None:
+    baseline = {"vocals": np.array([1.0, 2.0, 3.0]), "bass": np.array([30.0, 10.0, 20.0])}
+    unified, per_target = loss_scores(baseline)
+    np.testing.assert_array_equal(per_target["vocals"], [-1.0, -2.0, -3.0])
+    z = np.sqrt(1.5)  # z-scores of (1, 2, 3) and (30, 10, 20): each target one equal vote
+    np.testing.assert_allclose(unified, [(z + -z) / 2, (0 + z) / 2, (-z + 0) / 2])
 
 
 def test_linear_mode_is_the_first_order_expansion() -> None:

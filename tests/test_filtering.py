@@ -10,7 +10,7 @@ import pytest
 from conftest import tone_stems, write_params, write_stems
 
 from stages import filter as filter_stage
-from stages.lib.filtering import auto_ratio, keep_top, kept_songs, mean_table, two_gaussians
+from stages.lib.filtering import auto_ratio, keep_top, kept_songs, mean_table, random_table, two_gaussians
 from stages.lib.params import TARGETS
 from stages.lib.scores import ScoreTable
 
@@ -163,3 +163,35 @@ def test_filter_stage_auto_ratio(tmp_path: Path) -> None:
                            "--method", "fad", "--scores-root", str(tmp_path / "scores"),
                            "--ratio", "half",
                            "--out", str(out)])
+
+
+def test_random_removal_is_keyed_by_draw_and_song() -> None:
+    songs = [f"s{i}" for i in range(20)]
+    table = random_table(songs, draw=3)
+    shuffled = random_table(songs[::-1], draw=3)
+    by_song = dict(zip(table.songs, table.unified, strict=True))
+    assert by_song == dict(zip(shuffled.songs, shuffled.unified, strict=True))
+    half, quarter = (set(keep_top(songs, table.unified, r)) for r in (0.5, 0.25))
+    assert len(half) == 10 and quarter < half  # ratios are nested within one draw
+    others = [set(keep_top(songs, random_table(songs, d).unified, 0.5)) for d in range(5)]
+    assert len({frozenset(o) for o in others}) == 5  # every draw keeps other songs
+
+
+def test_filter_stage_random_draw(tmp_path: Path) -> None:
+    for i in range(8):
+        write_stems(tmp_path / "set" / f"s{i}", tone_stems(seconds=0.1, seed=i))
+    kept = {}
+    for draw in (0, 1):
+        out = tmp_path / f"draw{draw}.json"
+        filter_stage.main(["--dataset", str(tmp_path / "set"), "--random-draw", str(draw),
+                           "--ratio", "0.5", "--out", str(out)])
+        kept[draw] = json.loads(out.read_text())
+        assert kept[draw]["rule"] == "random" and kept[draw]["draw"] == draw
+        assert len(kept[draw]["songs"]["vocals"]) == 4
+        assert kept[draw]["songs"]["vocals"] == kept[draw]["songs"]["drums"]
+    assert kept[0]["songs"] != kept[1]["songs"]
+    for bad in (["--ratio", "auto"], ["--ratio", "0.5", "--method", "fad"]):
+        with pytest.raises(SystemExit, match="--random-draw D needs"):
+            filter_stage.main(["--dataset", str(tmp_path / "set"), "--random-draw", "0", *bad,
+                               "--out", str(tmp_path / "bad.json")])
+    assert not (tmp_path / "bad.json").exists()

@@ -24,7 +24,8 @@ def _params(tmp: Path, workers: int = 1) -> Path:
                   "sampler": {"excerpt_seconds": 0.5}, "epochs": 2, "batch_size": 4,
                   "steps_per_epoch": 3},
         "runtime": {"device": "cpu", "workers": workers},
-        "cleaning": {"methods": ["fad"], "ratios": [0.5]},
+        "cleaning": {"methods": ["fad"], "ratios": [0.5], "random_ratios": [0.5],
+                     "random_draws": [0, 1]},
     })
     return path
 
@@ -75,13 +76,26 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
     assert run["n_songs"] == 1 and "museval_sdr_db_vocals" in run
     stale = dataset / "runs" / "clean_only" / "seed7.json"  # left by an older configuration
     stale.write_text(json.dumps({"mdx_sdr_db_avg": 99.0}))
+    with pytest.raises(SystemExit, match="random_r0.5|no <condition>"):  # the control is missing
+        aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
+                        str(dataset / "runs"), "--out", str(dataset / "agg.json")])
+    # the random control: one run per draw (draw 3 is not in random_draws: ignored)
+    for draw, value in ((0, 1.0), (1, 2.0), (3, 99.0)):
+        run = {**json.loads((dataset / "runs" / "contaminated" / "seed0.json").read_text()),
+               "mdx_sdr_db_avg": value}
+        (dataset / "runs" / "random_r0.5").mkdir(exist_ok=True)
+        (dataset / "runs" / "random_r0.5" / f"seed{draw}.json").write_text(json.dumps(run))
     aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
                     str(dataset / "runs"), "--out", str(dataset / "agg.json")])
     agg = json.loads((dataset / "agg.json").read_text())
     assert agg["conditions"]["clean_only"]["mdx_sdr_db_avg"]["n"] == 2
     assert "clean_only_minus_contaminated_mdx_sdr_db_avg" in agg["margins"]
+    assert agg["conditions"]["random_r0.5"]["mdx_sdr_db_avg"] == {"mean": 1.5, "std": 0.5 ** 0.5,
+                                                                  "n": 2}
+    assert "random_r0.5_minus_contaminated_mdx_sdr_db_avg" in agg["margins"]
     # a set without its own clean_only runs borrows them (EffectsDB shares Mixed23's clean songs)
     shutil.copytree(dataset / "runs" / "contaminated", dataset / "edb" / "contaminated")
+    shutil.copytree(dataset / "runs" / "random_r0.5", dataset / "edb" / "random_r0.5")
     aggregate.main(["--params", str(params), "--dataset", "effectsdb", "--runs",
                     str(dataset / "edb"), "--baselines", str(dataset / "runs"), "--out",
                     str(dataset / "agg_edb.json")])

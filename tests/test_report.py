@@ -134,7 +134,8 @@ def test_aggregate_pairs_each_cleaning_with_contaminated_and_methods_at_one_rati
                                         "mdx_sdr_db_avg": value, "n_songs": 2}))
     params = write_params(tmp_path / "params.yaml", {
         "base": {"seeds": [0, 1, 2]},
-        "cleaning": {"methods": ["fad", "mlp"], "ratios": [0.5, 0.75]}})
+        "cleaning": {"methods": ["fad", "mlp"], "ratios": [0.5, 0.75],
+                     "random_ratios": []}})
     aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
                     str(tmp_path / "runs"), "--out", str(tmp_path / "agg.json")])
     margins = json.loads((tmp_path / "agg.json").read_text())["margins"]

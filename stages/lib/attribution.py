@@ -127,10 +127,18 @@ def batched_losses(fm: FlatModel, flat: torch.Tensor, songs: list[tuple[torch.Te
     return torch.stack([chunk.mean() for chunk in torch.split(per_example, counts)])
 
 
-def unlearn(fm: FlatModel, fisher: torch.Tensor, song: tuple[torch.Tensor, torch.Tensor],
-            n_train: int, params: UnlearnParams, loss: ExampleLoss) -> torch.Tensor:
-    """Parameters after unlearning one song: ``θ ← θ + (α/N)(F + λ)⁻¹ ∇L(y, θ)``, ``steps`` times."""
-    precond = params.alpha / n_train / (fisher + damping_value(fisher, params))
+def preconditioner(fisher: torch.Tensor, n_train: int, params: UnlearnParams, naive: bool = False
+                   ) -> torch.Tensor:
+    """The step's scale per parameter: ``(α/N)(F + λ)⁻¹``, or ``α/N`` for every parameter when
+    ``naive`` (the paper's naive unlearning, no Fisher; ``1/N`` is a constant absorbed in α)."""
+    if naive:
+        return torch.full_like(fisher, params.alpha / n_train)
+    return params.alpha / n_train / (fisher + damping_value(fisher, params))
+
+
+def unlearn(fm: FlatModel, precond: torch.Tensor, song: tuple[torch.Tensor, torch.Tensor],
+            params: UnlearnParams, loss: ExampleLoss) -> torch.Tensor:
+    """Parameters after unlearning one song: ``θ ← θ + precond ⊙ ∇L(y, θ)``, ``steps`` times."""
     flat = fm.theta.clone()
     for _ in range(params.steps):
         flat = flat + precond * song_grad(fm, flat, *song, loss)
@@ -139,12 +147,14 @@ def unlearn(fm: FlatModel, fisher: torch.Tensor, song: tuple[torch.Tensor, torch
 
 @dataclass
 class Attribution:
-    """Result for one model: ΔL ``[N, M]``, baseline losses ``[N]`` and the Fisher summary."""
+    """Result for one model: ΔL ``[N, M]`` (and, when asked, the naive ΔL without the Fisher),
+    baseline losses ``[N]`` and the Fisher summary."""
 
     delta: np.ndarray
     baseline: np.ndarray
     damping_abs: float
     fisher_mean: float
+    delta_naive: np.ndarray | None = None
 
 
 def damping_value(fisher: torch.Tensor, params: UnlearnParams) -> float:
@@ -155,27 +165,34 @@ def damping_value(fisher: torch.Tensor, params: UnlearnParams) -> float:
 
 def attribute(model: torch.nn.Module, train: list[tuple[torch.Tensor, torch.Tensor]],
               reference: list[tuple[torch.Tensor, torch.Tensor]], params: UnlearnParams,
-              loss: ExampleLoss = mse_per_example) -> Attribution:
-    """The N × M attribution matrix ``ΔL_ij = L(x_i, θ'_j) − L(x_i, θ)``."""
+              loss: ExampleLoss = mse_per_example, naive: bool = False) -> Attribution:
+    """The N × M attribution matrix ``ΔL_ij = L(x_i, θ'_j) − L(x_i, θ)``; with ``naive`` also the
+    matrix of the unpreconditioned step (in linear mode ``(α/N) ∇L(x_i)ᵀ ∇L(y_j)``: TracIn's
+    gradient similarity at the final checkpoint), from the same gradients."""
     fm = FlatModel(model, params.include)
     losses, grads = zip(*(song_loss_and_grad(fm, fm.theta, *song, loss) for song in train),
                         strict=True)
     grads = torch.stack(grads)
     fisher = grads.pow(2).mean(0)
     lam = damping_value(fisher, params)
-    delta = torch.empty(len(train), len(reference), dtype=torch.float64)
+    kinds = {"fisher": preconditioner(fisher, len(train), params)}
+    if naive:
+        kinds["naive"] = preconditioner(fisher, len(train), params, naive=True)
+    deltas = {k: torch.empty(len(train), len(reference), dtype=torch.float64) for k in kinds}
     if params.mode == "linear":
         base = torch.stack(losses)
-        precond = params.alpha / len(train) / (fisher + lam)
-        ref_steps = torch.stack([precond * song_grad(fm, fm.theta, *song, loss)
-                                 for song in reference])
-        delta[:] = (grads.double() @ ref_steps.double().T)
+        ref_grads = [song_grad(fm, fm.theta, *song, loss) for song in reference]
+        for kind, precond in kinds.items():
+            steps = torch.stack([precond * g for g in ref_grads])
+            deltas[kind][:] = grads.double() @ steps.double().T
     else:  # the same batched forward for "before" and "after", so ΔL has no path noise
         base = batched_losses(fm, fm.theta, train, loss)
-        for j, song in enumerate(reference):
-            theta_j = unlearn(fm, fisher, song, len(train), params, loss)
-            delta[:, j] = (batched_losses(fm, theta_j, train, loss) - base).double()
-    return Attribution(delta.numpy(), base.double().numpy(), lam, float(fisher.mean()))
+        for kind, precond in kinds.items():
+            for j, song in enumerate(reference):
+                theta_j = unlearn(fm, precond, song, params, loss)
+                deltas[kind][:, j] = (batched_losses(fm, theta_j, train, loss) - base).double()
+    return Attribution(deltas["fisher"].numpy(), base.double().numpy(), lam, float(fisher.mean()),
+                       deltas["naive"].numpy() if naive else None)
 
 
 Aggregate = Literal["mean", "zscore"]
@@ -196,6 +213,16 @@ def scores_from_delta(deltas: dict[str, np.ndarray], aggregate: Aggregate = "mea
         raise ValueError(f"attribute.aggregate: unknown aggregation {aggregate!r} (mean | zscore)")
     per_target = {t: d.mean(axis=1) for t, d in deltas.items()}
     unified = np.mean([d.mean(axis=1) for d in deltas.values()], axis=0)
+    return unified, per_target
+
+
+def loss_scores(baseline: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The small-loss control: each song's score is minus its loss under the contaminated
+    baseline (a high loss flags a song the model could not fit: suspected noise). Per target the
+    raw ``−L``; unified, the mean over targets of ``−L`` z-scored per target (target models'
+    losses differ in scale, so each target gets an equal vote)."""
+    per_target = {t: -np.asarray(v, dtype=np.float64) for t, v in baseline.items()}
+    unified = np.mean([zscore(v) for v in per_target.values()], axis=0)
     return unified, per_target
 
 

@@ -100,15 +100,29 @@ def load_song_inputs(folder: str | Path, sample_rate: int, params: AttributePara
         return SongInputs(folder.name, spec(mixture), {t: spec(excerpts[t]) for t in TARGETS})
 
 
+@dataclass
+class Attributions:
+    """Per target model: ΔL ``[N, M]``, the naive ΔL without the Fisher (when asked), each
+    training song's baseline loss ``[N]``, and a Fisher / loss summary."""
+
+    delta: dict[str, np.ndarray]
+    naive: dict[str, np.ndarray]
+    baseline: dict[str, np.ndarray]
+    summary: dict[str, dict[str, float]]
+
+
 def attribute_models(models: dict[str, torch.nn.Module], train: list[SongInputs],
-                     reference: list[SongInputs], params: UnlearnParams, quiet: bool = True
-                     ) -> tuple[dict[str, np.ndarray], dict[str, dict[str, float]]]:
-    """ΔL ``[N, M]`` per target model, and a Fisher / loss summary per target."""
-    deltas, summary = {}, {}
+                     reference: list[SongInputs], params: UnlearnParams, quiet: bool = True,
+                     naive: bool = False) -> Attributions:
+    """Attribute every training song with every target model (see :func:`attribution.attribute`)."""
+    out = Attributions({}, {}, {}, {})
     for target in tqdm(list(models), desc="attribute", unit="model", disable=quiet):
         result = attribute(models[target], [s.pair(target) for s in train],
-                           [s.pair(target) for s in reference], params)
-        deltas[target] = result.delta
-        summary[target] = {"fisher_mean": result.fisher_mean, "damping_abs": result.damping_abs,
-                           "baseline_loss_mean": float(result.baseline.mean())}
-    return deltas, summary
+                           [s.pair(target) for s in reference], params, naive=naive)
+        out.delta[target], out.baseline[target] = result.delta, result.baseline
+        if result.delta_naive is not None:
+            out.naive[target] = result.delta_naive
+        out.summary[target] = {"fisher_mean": result.fisher_mean,
+                               "damping_abs": result.damping_abs,
+                               "baseline_loss_mean": float(result.baseline.mean())}
+    return out

@@ -130,9 +130,9 @@ def unlearn_table(songs: Path, reference: Path, baseline: Path, train: TrainPara
         return [load_song_inputs(p, sample_rate, attr, train.model.n_fft, train.model.hop)
                 for p in tqdm(paths, desc=desc, unit="song", disable=runtime.quiet)]
 
-    deltas, _ = attribute_models(models, inputs(folders, "excerpts"), inputs(valid, "reference"),
-                                 attr.unlearn, runtime.quiet)
-    unified, per_target = scores_from_delta(deltas, attr.aggregate)
+    result = attribute_models(models, inputs(folders, "excerpts"), inputs(valid, "reference"),
+                              attr.unlearn, runtime.quiet)
+    unified, per_target = scores_from_delta(result.delta, attr.aggregate)
     log.info("attributed %d songs against %d reference songs", len(folders), len(valid))
     return ScoreTable([f.name for f in folders], per_target, unified)
 

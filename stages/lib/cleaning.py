@@ -10,12 +10,15 @@ from .params import check
 
 @dataclass(frozen=True)
 class CleaningParams:
-    """Datasets cleaned, methods (score folders, ``-pt`` = per-target) and ratios retained."""
+    """Datasets cleaned, methods (score folders, ``-pt`` = per-target), ratios retained, and the
+    random-removal control (ratios, draws)."""
 
     datasets: tuple[str, ...]
     methods: tuple[str, ...]
     ratios: tuple[float | Literal["auto"], ...]
     auto_min_ratio: float
+    random_ratios: tuple[float, ...]
+    random_draws: tuple[int, ...]
 
     def __post_init__(self) -> None:
         check(len(self.methods) > 0, "cleaning.methods", "needs at least one method")
@@ -27,3 +30,11 @@ class CleaningParams:
             check(ratio == "auto" or 0.0 < ratio <= 1.0, "cleaning.ratios",
                   f"{ratio} is outside (0, 1] (or 'auto')")
         check(0.0 < self.auto_min_ratio <= 1.0, "cleaning.auto_min_ratio", "must be in (0, 1]")
+        for ratio in self.random_ratios:
+            check(isinstance(ratio, int | float) and 0.0 < ratio <= 1.0, "cleaning.random_ratios",
+                  f"{ratio} is outside (0, 1]")
+        check(all(isinstance(d, int) and d >= 0 for d in self.random_draws)
+              and len(set(self.random_draws)) == len(self.random_draws), "cleaning.random_draws",
+              "must be distinct integers >= 0")
+        check(not self.random_ratios or len(self.random_draws) >= 2, "cleaning.random_draws",
+              "a random control needs at least two draws (a mean over draws)")

@@ -17,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from .params import TARGETS
+from .rng import keyed_rng
 from .scores import ScoreTable
 
 Mode = Literal["unified", "per_target"]
@@ -102,6 +103,14 @@ def auto_ratio(scores: np.ndarray, min_ratio: float = 0.25) -> float:
     logp = np.stack([np.log(w[k]) + _gauss_logpdf(x, mu[k], var[k]) for k in range(2)])
     kept = int((logp[1] >= logp[0]).sum())
     return max(min_ratio, kept / n)
+
+
+def random_table(songs: list[str], draw: int) -> ScoreTable:
+    """The random-removal control: every song scored by its own uniform draw, keyed by
+    ``(draw, song name)``, so a draw's kept set does not depend on the order songs are listed in,
+    and the sets kept at two ratios are nested."""
+    unified = np.array([keyed_rng(draw, "random removal", s).random() for s in songs])
+    return ScoreTable(list(songs), {t: unified for t in TARGETS}, unified)
 
 
 def mean_table(tables: list[ScoreTable]) -> ScoreTable:

@@ -171,13 +171,17 @@ def auto_vs_grid_table(sets: dict[str, dict], cost_root: Path, seeds: tuple[int,
 
 
 def is_current_cell(relative: Path, seeds: tuple[int, ...], cleaning: CleaningParams) -> bool:
-    """Whether a cost file belongs to the current grid: files of other seeds or of cleaned
-    conditions no longer in ``cleaning`` (DVC never deletes outputs of removed stages) are not."""
+    """Whether a cost file belongs to the current grid: files of other seeds (draws, for the
+    random control) or of cleaned conditions no longer in ``cleaning`` (DVC never deletes outputs
+    of removed stages) are not."""
     cells = {f"{m}_r{r}" for m in cleaning.methods for r in cleaning.ratios}
-    for part in relative.with_suffix("").parts:
-        if part.startswith("seed") and part[4:].isdigit() and int(part[4:]) not in seeds:
+    randoms = {f"random_r{r}" for r in cleaning.random_ratios}
+    parts = relative.with_suffix("").parts
+    wanted = cleaning.random_draws if randoms & set(parts) else seeds
+    for part in parts:
+        if part.startswith("seed") and part[4:].isdigit() and int(part[4:]) not in wanted:
             return False
-        if cell(part) and part not in cells:
+        if cell(part) and part not in cells | randoms:
             return False
     return True
 
