@@ -140,3 +140,21 @@ def test_base_ranges(override: dict, key: str) -> None:
 def test_render_ranges(override: dict, key: str) -> None:
     with pytest.raises(ParamsError, match=f"^{key}"):
         params_of(RenderParams, "render", **override)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ({"random_draws": [0, 0, 1]}, "cleaning.random_draws"),  # one draw counted twice
+        ({"random_draws": [-1, 2]}, "cleaning.random_draws"),
+        ({"random_draws": [3]}, "cleaning.random_draws"),  # a mean needs two draws
+        ({"random_ratios": [0.0]}, "cleaning.random_ratios"),
+        ({"random_ratios": [1.5]}, "cleaning.random_ratios"),
+    ],
+)
+def test_random_control_ranges(override: dict, key: str) -> None:
+    from stages.lib.cleaning import CleaningParams
+
+    with pytest.raises(ParamsError, match=f"^{key}"):
+        params_of(CleaningParams, "cleaning", **override)
+    assert params_of(CleaningParams, "cleaning", random_ratios=[], random_draws=[]).random_ratios == ()

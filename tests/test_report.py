@@ -58,12 +58,13 @@ def test_cost_table_skips_cells_outside_the_current_grid(tmp_path: Path) -> None
 
     for rel in ("retrain/mixed23/fad_r0.5/seed0.json", "retrain/mixed23/fad_r0.9/seed0.json",
                 "retrain/mixed23/fad_r0.5/seed7.json", "train/mixed23/contaminated/seed0.json",
-                "render.json"):
+                "render.json", "retrain/mixed23/random_r0.5/seed3.json",  # draw 3: counted
+                "retrain/mixed23/random_r0.5/seed9.json", "retrain/mixed23/random_r0.9/seed0.json"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_text(json.dumps({"wall_s": 10.0}))
     lines = tables.cost_table(tmp_path, (0,), params_of(CleaningParams, "cleaning",
-        methods=("fad",), ratios=(0.5,)))
-    assert "| retrain | 1 | 10 | 10.0 |" in lines and "| train | 1 | 10 | 10.0 |" in lines
+        methods=("fad",), ratios=(0.5,), random_ratios=(0.5,), random_draws=(0, 3)))
+    assert "| retrain | 2 | 20 | 10.0 |" in lines and "| train | 1 | 10 | 10.0 |" in lines
     assert "| render | 1 | 10 | 10.0 |" in lines
 
 
