@@ -7,9 +7,9 @@ ratio against each other).
         --out metrics/mixed23.json [--baselines metrics/runs/mixed23] \
         [--filtered data/filtered/mixed23 --truth data/truth/mixed23.json]
 
-The random-removal control (``random_r<ratio>``, one run per draw ``d`` trained with seed ``d``)
-is a cleaned condition like the others; its paired margins and gap closed use the draws whose
-seed the other condition shares, its mean / std all draws.
+The random-removal control (``random_r<ratio>``, one run per draw ``d`` trained with seed ``d``;
+every configured draw must be there) is compared without pairing: a draw is not a seed's pair
+(``lib.aggregate.margins``).
 
 Conditions other than the three baselines (cleaned runs, ``<method>_r<ratio>``) also get the gap
 closed, ``(SDR_cleaned − SDR_contaminated) / (SDR_clean_only − SDR_contaminated)``, and, given the
@@ -18,13 +18,19 @@ filtered lists and the truth, the share of clean songs kept and of each corrupti
 
 from __future__ import annotations
 
-import itertools
 import logging
-from pathlib import Path
 
-import numpy as np
-
-from .lib.aggregate import BASELINES, aggregate, collect_runs, composition, gap_closed, paired_difference
+from .lib.aggregate import (
+    BASELINES,
+    RANDOM,
+    aggregate,
+    collect_runs,
+    composition,
+    gaps_closed,
+    kept_names,
+    margins,
+    mean_composition,
+)
 from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.io import read_json, write_json
@@ -33,7 +39,6 @@ from .lib.truth import read_truth
 
 log = logging.getLogger("stages.aggregate")
 
-MARGINS = (("clean_only", "contaminated"), ("contaminated", "reference_only"))
 KEYS = ("museval_sdr_db_avg", "mdx_sdr_db_avg")
 
 
@@ -56,44 +61,32 @@ def run(argv: list[str] | None = None) -> None:
              if args.dataset in cleaning.datasets]
     runs = collect_runs(args.runs, seeds, (*BASELINES, *(f"{m}_r{r}" for m, r in cells)))
     randoms = [r for r in cleaning.random_ratios if args.dataset in cleaning.datasets]
-    if randoms:  # the random-removal control: one run per draw, trained with seed = draw
-        runs.update(collect_runs(args.runs, cleaning.random_draws,
-                                 tuple(f"random_r{r}" for r in randoms)))
+    for ratio in randoms:  # the random-removal control: one run per draw, trained with seed = draw
+        folder = args.runs / f"{RANDOM}{ratio}"
+        missing = [f"{folder / f'seed{d}.json'}" for d in cleaning.random_draws
+                   if not (folder / f"seed{d}.json").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{missing[0]}: run of a random-control draw not found")
+        runs.update(collect_runs(args.runs, cleaning.random_draws, (folder.name,)))
     if args.baselines is not None:
         missing = tuple(b for b in BASELINES if b not in runs)
         runs.update(collect_runs(args.baselines, seeds, missing) if missing else {})
-    result: dict = {"conditions": aggregate(runs), "margins": {}}
-    for better, worse in MARGINS:
-        if better in runs and worse in runs:
-            for key in KEYS:
-                result["margins"][f"{better}_minus_{worse}_{key}"] = paired_difference(
-                    runs, better, worse, key)
-    cleaned = [c for c in runs if c not in BASELINES]
-    pairs = [(c, "contaminated") for c in cleaned if "contaminated" in runs]
-    pairs += [(a, b) for a, b in itertools.combinations(sorted(cleaned), 2)
-              if a.rpartition("_r")[2] == b.rpartition("_r")[2]]  # methods at one ratio
-    for better, worse in pairs:
-        for key in KEYS:
-            result["margins"][f"{better}_minus_{worse}_{key}"] = paired_difference(
-                runs, better, worse, key)
-    if cleaned:
-        result["gap_closed"] = {c: {k: gap_closed(runs, c, k) for k in KEYS} for c in cleaned}
+    result: dict = {"conditions": aggregate(runs), "margins": margins(runs, KEYS)}
+    if any(c not in BASELINES for c in runs):
+        result["gap_closed"] = gaps_closed(runs, KEYS)
     if args.filtered is not None and args.truth is not None:
         truth = read_truth(args.truth)
         result["composition"] = {}
-        for path in sorted(args.filtered / method / f"r{ratio}.json" for method, ratio in cells):
-            filtered = read_json(path)
-            kept = {t: [Path(f).name for f in v] for t, v in filtered["songs"].items()}
-            result["composition"][f"{path.parent.name}_{path.stem}"] = {
-                **composition(kept, truth), "ratio_retained": float(filtered["ratio"])}
+        for method, ratio in cells:
+            filtered = read_json(args.filtered / method / f"r{ratio}.json")
+            result["composition"][f"{method}_r{ratio}"] = {
+                **composition(kept_names(filtered), truth), "ratio_retained": float(filtered["ratio"])}
         for ratio in randoms:  # mean composition over the draws
-            draws = [read_json(args.filtered / "random" / f"r{ratio}" / f"draw{d}.json")
-                     for d in cleaning.random_draws]
-            parts = [composition({t: [Path(f).name for f in v] for t, v in d["songs"].items()},
-                                 truth) for d in draws]
-            result["composition"][f"random_r{ratio}"] = {
-                **{k: float(np.mean([p[k] for p in parts])) for k in parts[0]},
-                "ratio_retained": float(ratio)}
+            parts = [composition(kept_names(read_json(
+                args.filtered / "random" / f"r{ratio}" / f"draw{d}.json")), truth)
+                for d in cleaning.random_draws]
+            result["composition"][f"{RANDOM}{ratio}"] = {**mean_composition(parts),
+                                                        "ratio_retained": float(ratio)}
     write_json(args.out, result)
     for name, metrics in result["conditions"].items():
         avg = metrics.get("museval_sdr_db_avg", {})

@@ -14,9 +14,11 @@ heuristic: ``attribution.loss_scores``).
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm import tqdm
 
@@ -51,9 +53,13 @@ def run(argv: list[str] | None = None) -> None:
     train_folders = SongList.read(args.songs).all_folders()
     check_paths(args, parser, {f"--songs[{i}]": Path(f) for i, f in enumerate(train_folders)})
     ref_folders = [str(p) for p in list_track_folders(args.reference)]
-    outs = [p for p in (args.out, args.naive_out, args.loss_out) if p is not None]
-    for out in outs:
-        remove_stale(out)
+    outs = {"--out": args.out, "--naive-out": args.naive_out, "--loss-out": args.loss_out}
+    for (name, out), (other, later) in itertools.combinations(outs.items(), 2):
+        if out is not None and later is not None:
+            a, b = out.resolve(), later.resolve()
+            if a == b or a in b.parents or b in a.parents:
+                raise ValueError(f"{later}: output {other} overlaps output {name} ({out})")
+    remove_stale(*(p for p in outs.values() if p is not None))
     log.info("attribute: %d training songs against %d reference songs", len(train_folders),
              len(ref_folders))
 
@@ -68,29 +74,28 @@ def run(argv: list[str] | None = None) -> None:
                                   naive=args.naive_out is not None)
         names = [s.name for s in train]
         info = {"models": args.models.name, "n_train": len(names), "n_reference": len(reference)}
-        write_delta_scores(args.out, names, reference, result.delta, params, sidecar(
-            params, **info, summary=result.summary))
+        write_scores(args.out, names, *scores_from_delta(result.delta, params.aggregate),
+                     sidecar(params, **info, summary=result.summary),
+                     {"train_names": names, "reference_names": [s.name for s in reference],
+                      "delta": {t: d.tolist() for t, d in result.delta.items()}})
         if args.naive_out is not None:
-            write_delta_scores(args.naive_out, names, reference, result.naive, params, sidecar(
-                params, **info, preconditioner="none (naive unlearning)"))
+            write_scores(args.naive_out, names, *scores_from_delta(result.naive, params.aggregate),
+                         sidecar(params, **info, preconditioner="none (naive unlearning)"),
+                         {"train_names": names, "reference_names": [s.name for s in reference],
+                          "delta": {t: d.tolist() for t, d in result.naive.items()}})
         if args.loss_out is not None:
-            unified, per_target = loss_scores(result.baseline)
-            with atomic_path(args.loss_out) as tmp:
-                tmp.mkdir()
-                ScoreTable(names, per_target, unified).write(tmp / "scores.csv")
-                (tmp / "sidecar.json").write_text(dumps_json(sidecar(
-                    params, **info, score="minus the baseline loss (small-loss heuristic)")))
+            write_scores(args.loss_out, names, *loss_scores(result.baseline), sidecar(
+                params, **info, score="minus the baseline loss (small-loss heuristic)"))
 
 
-def write_delta_scores(out: Path, names: list[str], reference: list, deltas: dict,
-                       params: AttributeParams, meta: dict) -> None:
-    """One attribution folder: ``delta.json``, ``scores.csv`` and ``sidecar.json``."""
-    unified, per_target = scores_from_delta(deltas, params.aggregate)
+def write_scores(out: Path, names: list[str], unified: np.ndarray,
+                 per_target: dict[str, np.ndarray], meta: dict, delta: dict | None = None) -> None:
+    """One score folder, atomically: ``scores.csv``, ``sidecar.json`` and, for attribution,
+    ``delta.json`` (the N × M ΔL matrices)."""
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        (tmp / "delta.json").write_text(dumps_json({
-            "train_names": names, "reference_names": [s.name for s in reference],
-            "delta": {t: d.tolist() for t, d in deltas.items()}}))
+        if delta is not None:
+            (tmp / "delta.json").write_text(dumps_json(delta))
         ScoreTable(names, per_target, unified).write(tmp / "scores.csv")
         (tmp / "sidecar.json").write_text(dumps_json(meta))
 

@@ -47,10 +47,10 @@ def run(argv: list[str] | None = None) -> None:
     spec = parse_ratio(args.ratio)
     seeds = load_base(resolve_params(args)).seeds
     auto_min_ratio = load_section(args.params, "cleaning", CleaningParams).auto_min_ratio
+    if args.random_draw is not None:
+        check_random(args, spec)
     folders = {p.name: str(p) for p in list_track_folders(args.dataset)}
     if args.random_draw is not None:
-        if args.random_draw < 0 or spec == "auto" or args.scores or args.method:
-            raise ValueError("--random-draw D needs D >= 0, a numeric --ratio and no scores")
         paths, mode, table = [], "unified", random_table(sorted(folders), args.random_draw)
     else:
         paths, mode = score_paths(args, seeds)
@@ -68,6 +68,20 @@ def run(argv: list[str] | None = None) -> None:
                           "n_total": len(table.songs), "n_tables": len(paths),
                           **({"draw": args.random_draw} if args.random_draw is not None else {})})
     log.info("kept %s of %d songs", {t: len(v) for t, v in kept.items()}, len(table.songs))
+
+
+def check_random(args: argparse.Namespace, spec: float | str) -> None:
+    """The random-removal control takes no scores: refuse the arguments it would ignore."""
+    if args.random_draw < 0:
+        raise ValueError(f"--random-draw {args.random_draw}: a draw is an integer >= 0")
+    if spec == "auto":
+        raise ValueError("--random-draw: --ratio auto needs scores; give a proportion in (0, 1]")
+    for given, name in ((args.scores, "--scores"), (args.method, "--method"),
+                        (args.scores_root, "--scores-root"),
+                        (args.mode != "unified", "--mode per_target")):
+        if given:
+            raise ValueError(f"--random-draw: {name} does not apply (random removal uses no "
+                             "scores and keeps one list for every target)")
 
 
 def score_paths(args: argparse.Namespace, seeds: tuple[int, ...]) -> tuple[list[Path], str]:

@@ -190,8 +190,14 @@ def test_filter_stage_random_draw(tmp_path: Path) -> None:
         assert len(kept[draw]["songs"]["vocals"]) == 4
         assert kept[draw]["songs"]["vocals"] == kept[draw]["songs"]["drums"]
     assert kept[0]["songs"] != kept[1]["songs"]
-    for bad in (["--ratio", "auto"], ["--ratio", "0.5", "--method", "fad"]):
-        with pytest.raises(SystemExit, match="--random-draw D needs"):
+    for bad, message in ((["--ratio", "auto"], "--ratio auto needs scores"),
+                         (["--ratio", "0.5", "--method", "fad"], "--method does not apply"),
+                         (["--ratio", "0.5", "--mode", "per_target"], "--mode per_target"),
+                         (["--ratio", "0.5", "--scores-root", str(tmp_path)], "--scores-root")):
+        with pytest.raises(SystemExit, match=message):
             filter_stage.main(["--dataset", str(tmp_path / "set"), "--random-draw", "0", *bad,
                                "--out", str(tmp_path / "bad.json")])
+    with pytest.raises(SystemExit, match="a draw is an integer >= 0"):
+        filter_stage.main(["--dataset", str(tmp_path / "set"), "--random-draw", "-1", "--ratio",
+                           "0.5", "--out", str(tmp_path / "bad.json")])
     assert not (tmp_path / "bad.json").exists()

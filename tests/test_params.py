@@ -150,6 +150,9 @@ def test_render_ranges(override: dict, key: str) -> None:
         ({"random_draws": [3]}, "cleaning.random_draws"),  # a mean needs two draws
         ({"random_ratios": [0.0]}, "cleaning.random_ratios"),
         ({"random_ratios": [1.5]}, "cleaning.random_ratios"),
+        ({"random_ratios": [True]}, "cleaning.random_ratios"),  # YAML true: not a proportion
+        ({"random_draws": [True, False]}, "cleaning.random_draws"),
+        ({"methods": ["fad", "random"]}, "cleaning.methods"),  # the control's reserved name
     ],
 )
 def test_random_control_ranges(override: dict, key: str) -> None:

@@ -76,7 +76,7 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
     assert run["n_songs"] == 1 and "museval_sdr_db_vocals" in run
     stale = dataset / "runs" / "clean_only" / "seed7.json"  # left by an older configuration
     stale.write_text(json.dumps({"mdx_sdr_db_avg": 99.0}))
-    with pytest.raises(SystemExit, match="random_r0.5|no <condition>"):  # the control is missing
+    with pytest.raises(SystemExit, match="random_r0.5/seed0.json: run of a random-control draw"):
         aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
                         str(dataset / "runs"), "--out", str(dataset / "agg.json")])
     # the random control: one run per draw (draw 3 is not in random_draws: ignored)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from conftest import params_of, write_params
 
 from stages import report
@@ -147,3 +148,64 @@ def test_aggregate_pairs_each_cleaning_with_contaminated_and_methods_at_one_rati
     fad_vs_mlp = margins["fad_r0.5_minus_mlp_r0.5_museval_sdr_db_avg"]
     assert abs(fad_vs_mlp["mean"] - 0.5) < 1e-9 and fad_vs_mlp["std"] < 1e-9
     assert abs(fad_vs_mlp["ci95_low"] - 0.5) < 1e-9  # identical per-seed differences: no width
+
+
+def test_the_random_control_is_compared_unpaired_over_all_its_draws(tmp_path: Path) -> None:
+    from stages import aggregate
+    from stages.lib.aggregate import unpaired_difference
+
+    runs = {"contaminated": {s: {"museval_sdr_db_avg": v} for s, v in enumerate((3.0, 3.2, 3.4))},
+            "random_r0.5": {d: {"museval_sdr_db_avg": v} for d, v in
+                            zip((0, 1, 2, 3, 4), (2.0, 2.5, 3.0, 3.5, 4.0), strict=True)}}
+    diff = unpaired_difference(runs, "random_r0.5", "contaminated", "museval_sdr_db_avg")
+    # Welch by hand: means 3.0 and 3.2, variances 0.625 / 5 and 0.04 / 3
+    se = (0.625 / 5 + 0.04 / 3) ** 0.5
+    dof = se ** 4 / ((0.625 / 5) ** 2 / 4 + (0.04 / 3) ** 2 / 2)
+    from scipy.stats import t
+
+    half = t.ppf(0.975, dof) * se
+    assert diff["n"] == 5 and diff["n_other"] == 3 and abs(diff["mean"] + 0.2) < 1e-12
+    assert abs(diff["std"] - (0.625 + 0.04) ** 0.5) < 1e-12
+    assert abs(diff["ci95_low"] - (-0.2 - half)) < 1e-9 and abs(diff["ci95_high"] - (-0.2 + half)) < 1e-9
+    from stages.lib.tables import difference_table
+
+    row = difference_table({"margins": {"random_r0.5_minus_contaminated_museval_sdr_db_avg": diff}})[2]
+    assert row.startswith("| random_r0.5 − contaminated | -0.20 ± 0.82 |") and "| 5 vs 3 |" in row
+
+    # through the stage: draws 0..4 (3 and 4 have no seed partner), composition averaged over draws
+    truth = {"tracks": [{"name": f"s{i}", "corruption": "clean" if i < 2 else "bleeding"}
+                        for i in range(4)]}
+    (tmp_path / "truth.json").write_text(json.dumps(truth))
+    every = {**runs, "clean_only": {s: {"museval_sdr_db_avg": 5.0} for s in range(3)},
+             "fad_r0.5": {s: {"museval_sdr_db_avg": 4.0 + 0.1 * s} for s in range(3)}}
+    for condition, by_seed in every.items():
+        for seed, metrics in by_seed.items():
+            path = tmp_path / "runs" / condition / f"seed{seed}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**metrics, "mdx_sdr_db_avg": 1.0}))
+    kept = {"fad/r0.5.json": ["s0", "s1"], **{f"random/r0.5/draw{d}.json": ["s0", f"s{1 + d % 3}"]
+                                             for d in range(5)}}
+    for rel, songs in kept.items():
+        (tmp_path / "filtered" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "filtered" / rel).write_text(json.dumps(
+            {"songs": {t: [f"/x/{s}" for s in songs] for t in TARGETS}, "ratio": 0.5}))
+    params = write_params(tmp_path / "params.yaml", {
+        "base": {"seeds": [0, 1, 2]}, "cleaning": {"methods": ["fad"], "ratios": [0.5],
+                                                   "random_ratios": [0.5], "random_draws": [0, 1, 2, 3, 4]}})
+    args = ["--params", str(params), "--dataset", "mixed23", "--runs", str(tmp_path / "runs"),
+            "--out", str(tmp_path / "agg.json"), "--filtered", str(tmp_path / "filtered"),
+            "--truth", str(tmp_path / "truth.json")]
+    aggregate.main(args)
+    agg = json.loads((tmp_path / "agg.json").read_text())
+    assert agg["conditions"]["random_r0.5"]["museval_sdr_db_avg"]["n"] == 5
+    assert agg["margins"]["random_r0.5_minus_contaminated_museval_sdr_db_avg"]["ci95_low"] == \
+        diff["ci95_low"]
+    fad = agg["margins"]["fad_r0.5_minus_random_r0.5_museval_sdr_db_avg"]  # method first
+    assert abs(fad["mean"] - 1.1) < 1e-12 and fad["n_other"] == 5
+    # clean kept per draw: s0 + s1 (draws 0, 3: 100 %), s0 + s2 / s3 (draws 1, 2, 4: 50 %)
+    assert agg["composition"]["random_r0.5"]["pct_clean_kept"] == pytest.approx(70.0)
+    gap = agg["gap_closed"]["random_r0.5"]["museval_sdr_db_avg"]  # per draw vs baseline means
+    assert gap["n"] == 5 and abs(gap["mean"] - (3.0 - 3.2) / (5.0 - 3.2)) < 1e-12
+    (tmp_path / "runs" / "random_r0.5" / "seed4.json").unlink()
+    with pytest.raises(SystemExit, match=r"random_r0.5/seed4.json: run of a random-control draw"):
+        aggregate.main(args)

@@ -84,15 +84,27 @@ def test_attribute_stage(sets: Path) -> None:
                                               songs)))
     train.main(["--params", str(params), "--songs", str(songs), "--valid", str(sets / "reference"),
                 "--seed", "0", "--out", str(sets / "models"), "--quiet"])
-    attribute.main(["--params", str(params), "--models", str(sets / "models"), "--songs",
-                    str(songs), "--reference", str(sets / "reference"), "--out",
-                    str(sets / "attr"), "--quiet"])
+    common = ["--params", str(params), "--models", str(sets / "models"), "--songs", str(songs),
+              "--reference", str(sets / "reference"), "--quiet"]
+    attribute.main([*common, "--out", str(sets / "alone")])
+    attribute.main([*common, "--out", str(sets / "attr"), "--naive-out", str(sets / "naive"),
+                    "--loss-out", str(sets / "loss")])
     delta = json.loads((sets / "attr" / "delta.json").read_text())
     assert delta["train_names"] == ["song0", "song1", "song2", "song3"]
     assert np.array(delta["delta"]["vocals"]).shape == (4, 2)
     table = ScoreTable.read(sets / "attr" / "scores.csv")
     unified = np.mean([np.array(delta["delta"][t]).mean(1) for t in TARGETS], axis=0)
     np.testing.assert_allclose(table.unified, unified, rtol=1e-8)
+    # the controls change nothing in the Fisher scores, and have their own
+    assert (sets / "alone" / "scores.csv").read_bytes() == (sets / "attr" / "scores.csv").read_bytes()
+    naive = ScoreTable.read(sets / "naive" / "scores.csv")
+    assert naive.songs == table.songs and not np.allclose(naive.unified, table.unified)
+    loss = ScoreTable.read(sets / "loss" / "scores.csv")
+    assert (loss.per_target["bass"] < 0).all() and loss.songs == table.songs
+    for bad in (["--naive-out", str(sets / "attr")], ["--loss-out", str(sets / "attr" / "sub")]):
+        with pytest.raises(SystemExit, match="overlaps output --out"):
+            attribute.main([*common, "--out", str(sets / "attr"), *bad])
+    assert (sets / "alone" / "scores.csv").read_bytes() == (sets / "attr" / "scores.csv").read_bytes()
 
 
 def test_score_table_roundtrip_and_errors(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 from pathlib import Path
@@ -75,6 +76,40 @@ def paired_difference(runs: dict[str, dict[int, dict]], better: str, worse: str,
     return {**mean_std(diffs), "ci95_low": low, "ci95_high": high}
 
 
+def unpaired_difference(runs: dict[str, dict[int, dict]], better: str, worse: str,
+                        key: str) -> dict[str, float | int | None]:
+    """``better − worse`` for runs that are not pairs (the random control: each run is its own
+    draw): difference of the means, ``std`` = the spread of one run's difference
+    ``sqrt(s_a² + s_b²)``, ``n`` / ``n_other`` the runs of each side, and Welch's 95 % t-interval
+    (``None`` below two runs a side)."""
+    from scipy.stats import ttest_ind
+
+    a, b = (mean_std([m.get(key) for m in runs.get(c, {}).values()]) for c in (better, worse))
+    values = [[float(m[key]) for m in runs.get(c, {}).values()
+               if m.get(key) is not None and math.isfinite(m[key])] for c in (better, worse)]
+    out: dict[str, float | int | None] = {"mean": None, "std": None, "n": a["n"],
+                                          "n_other": b["n"], "ci95_low": None, "ci95_high": None}
+    if a["mean"] is None or b["mean"] is None:
+        return out
+    out.update(mean=a["mean"] - b["mean"], std=math.hypot(a["std"], b["std"]))
+    if min(len(v) for v in values) >= 2 and max(np.std(v) for v in values) > 0:
+        interval = ttest_ind(*values, equal_var=False).confidence_interval(0.95)
+        out.update(ci95_low=float(interval.low), ci95_high=float(interval.high))
+    return out
+
+
+def gap_closed_unpaired(runs: dict[str, dict[int, dict]], condition: str, key: str,
+                        low: str = "contaminated", high: str = "clean_only"
+                        ) -> dict[str, float | int | None]:
+    """Gap closed by each run of ``condition`` against the baselines' means over seeds (the
+    random control's draws are not paired with the baselines' seeds), then mean / std / n."""
+    lo, hi = (mean_std([m.get(key) for m in runs.get(c, {}).values()])["mean"] for c in (low, high))
+    if lo is None or hi is None or hi == lo:
+        return mean_std([])
+    return mean_std([None if m.get(key) is None else (m[key] - lo) / (hi - lo)
+                     for m in runs.get(condition, {}).values()])
+
+
 BASELINES = ("contaminated", "clean_only", "reference_only")
 
 
@@ -103,3 +138,47 @@ def composition(kept: dict[str, list[str]], truth: dict[str, str]) -> dict[str, 
         else:
             out[f"pct_{kind}_removed"] = float(100 * (1 - kept_frac))
     return out
+
+
+def mean_composition(parts: list[dict[str, float]]) -> dict[str, float]:
+    """The mean of several :func:`composition` results (the random control's draws)."""
+    return {k: float(np.mean([p[k] for p in parts])) for k in parts[0]}
+
+
+MARGINS = (("clean_only", "contaminated"), ("contaminated", "reference_only"))
+RANDOM = "random_r"  # prefix of the random-removal control's conditions
+
+
+def _ratio(condition: str) -> str:
+    return condition.rpartition("_r")[2]
+
+
+def margins(runs: dict[str, dict[int, dict]], keys: tuple[str, ...]) -> dict[str, dict]:
+    """Every margin ``<better>_minus_<worse>_<key>``: the baselines' (:data:`MARGINS`), each
+    cleaned condition against contaminated, every two methods at one ratio (all paired by seed),
+    and each method against the random control at its ratio, which, like the control against
+    contaminated, is unpaired (:func:`unpaired_difference`: a draw is not a seed's pair)."""
+    randoms = sorted(c for c in runs if c.startswith(RANDOM))
+    cleaned = sorted(c for c in runs if c not in BASELINES and c not in randoms)
+    paired = [(b, w) for b, w in MARGINS if b in runs and w in runs]
+    paired += [(c, "contaminated") for c in cleaned if "contaminated" in runs]
+    paired += [(a, b) for a, b in itertools.combinations(cleaned, 2) if _ratio(a) == _ratio(b)]
+    unpaired = [(r, "contaminated") for r in randoms if "contaminated" in runs]
+    unpaired += [(c, r) for r in randoms for c in cleaned if _ratio(c) == _ratio(r)]
+    out = {}
+    for pairs, difference in ((paired, paired_difference), (unpaired, unpaired_difference)):
+        for (better, worse), key in itertools.product(pairs, keys):
+            out[f"{better}_minus_{worse}_{key}"] = difference(runs, better, worse, key)
+    return out
+
+
+def gaps_closed(runs: dict[str, dict[int, dict]], keys: tuple[str, ...]) -> dict[str, dict]:
+    """Gap closed by every cleaned condition (the random control's draws against the baselines'
+    means, the others paired by seed)."""
+    return {c: {k: (gap_closed_unpaired if c.startswith(RANDOM) else gap_closed)(runs, c, k)
+                for k in keys} for c in runs if c not in BASELINES}
+
+
+def kept_names(filtered: dict) -> dict[str, list[str]]:
+    """Kept song names per target of a filtered list (its ``songs`` hold folder paths)."""
+    return {t: [Path(f).name for f in v] for t, v in filtered["songs"].items()}

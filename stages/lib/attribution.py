@@ -129,11 +129,12 @@ def batched_losses(fm: FlatModel, flat: torch.Tensor, songs: list[tuple[torch.Te
 
 def preconditioner(fisher: torch.Tensor, n_train: int, params: UnlearnParams, naive: bool = False
                    ) -> torch.Tensor:
-    """The step's scale per parameter: ``(α/N)(F + λ)⁻¹``, or ``α/N`` for every parameter when
-    ``naive`` (the paper's naive unlearning, no Fisher; ``1/N`` is a constant absorbed in α)."""
-    if naive:
-        return torch.full_like(fisher, params.alpha / n_train)
-    return params.alpha / n_train / (fisher + damping_value(fisher, params))
+    """The step's scale per parameter: ``(α/N)(F + λ)⁻¹``; when ``naive`` (the paper's naive
+    unlearning, no Fisher) one scale for every parameter, the mean of the Fisher step's, so both
+    steps have a comparable size (α is tuned for the Fisher step; in linear mode the scale does not
+    change the ranking)."""
+    fisher_step = params.alpha / n_train / (fisher + damping_value(fisher, params))
+    return torch.full_like(fisher, float(fisher_step.mean())) if naive else fisher_step
 
 
 def unlearn(fm: FlatModel, precond: torch.Tensor, song: tuple[torch.Tensor, torch.Tensor],
@@ -154,7 +155,7 @@ class Attribution:
     baseline: np.ndarray
     damping_abs: float
     fisher_mean: float
-    delta_naive: np.ndarray | None = None
+    delta_naive: np.ndarray | None  # None unless asked for
 
 
 def damping_value(fisher: torch.Tensor, params: UnlearnParams) -> float:
@@ -182,9 +183,12 @@ def attribute(model: torch.nn.Module, train: list[tuple[torch.Tensor, torch.Tens
     if params.mode == "linear":
         base = torch.stack(losses)
         ref_grads = [song_grad(fm, fm.theta, *song, loss) for song in reference]
-        for kind, precond in kinds.items():
-            steps = torch.stack([precond * g for g in ref_grads])
-            deltas[kind][:] = grads.double() @ steps.double().T
+        train_grads = grads.double()
+        deltas["fisher"][:] = train_grads @ torch.stack(
+            [kinds["fisher"] * g for g in ref_grads]).double().T
+        if naive:  # one scale for all parameters: factor it out of the product
+            deltas["naive"][:] = float(kinds["naive"][0]) * (
+                train_grads @ torch.stack(ref_grads).double().T)
     else:  # the same batched forward for "before" and "after", so ΔL has no path noise
         base = batched_losses(fm, fm.theta, train, loss)
         for kind, precond in kinds.items():

@@ -30,11 +30,18 @@ class CleaningParams:
             check(ratio == "auto" or 0.0 < ratio <= 1.0, "cleaning.ratios",
                   f"{ratio} is outside (0, 1] (or 'auto')")
         check(0.0 < self.auto_min_ratio <= 1.0, "cleaning.auto_min_ratio", "must be in (0, 1]")
+        check("random" not in {m.removesuffix("-pt") for m in self.methods}, "cleaning.methods",
+              "'random' names the random-removal control (cleaning.random_ratios), not a method")
         for ratio in self.random_ratios:
-            check(isinstance(ratio, int | float) and 0.0 < ratio <= 1.0, "cleaning.random_ratios",
-                  f"{ratio} is outside (0, 1]")
-        check(all(isinstance(d, int) and d >= 0 for d in self.random_draws)
+            check(_number(ratio) and 0.0 < ratio <= 1.0, "cleaning.random_ratios",
+                  f"{ratio!r} is not a proportion in (0, 1]")
+        check(all(_number(d) and isinstance(d, int) and d >= 0 for d in self.random_draws)
               and len(set(self.random_draws)) == len(self.random_draws), "cleaning.random_draws",
               "must be distinct integers >= 0")
         check(not self.random_ratios or len(self.random_draws) >= 2, "cleaning.random_draws",
               "a random control needs at least two draws (a mean over draws)")
+
+
+def _number(value: object) -> bool:
+    """A real number, not a bool (YAML ``true`` is an int to Python but not to DVC's paths)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
