@@ -14,19 +14,29 @@ def _sdr(data: dict, condition: str) -> str:
     return f"{cell['mean']:.2f} ± {cell['std']:.2f}"
 
 
+def _auroc(sets: list[dict], method: str) -> str:
+    return " / ".join(f"{d[method]['unified']['any']['auroc']:.2f}" for d in sets)
+
+
 def headline() -> list[str]:
     """The lines of the README's "What it finds" that quote numbers, from ``metrics/``."""
     mixed = json.loads((ROOT / "metrics" / "mixed23.json").read_text())
     edb = json.loads((ROOT / "metrics" / "effectsdb.json").read_text())
     sanity = json.loads((ROOT / "metrics" / "sanity.json").read_text())
+    detection = [json.loads((ROOT / "metrics" / "detection" / f"{name}.json").read_text())
+                 for name in ("mixed23", "effectsdb")]
     return [
         f"- Mixed23: contaminated **{_sdr(mixed, 'contaminated')}**, clean part only "
         f"**{_sdr(mixed, 'clean_only')}**; cleaning at r = 0.5 —",
         f"  unlearning **{_sdr(mixed, 'unlearn_r0.5')}**, FAD **{_sdr(mixed, 'fad_r0.5')}**, "
-        f"MLP **{_sdr(mixed, 'mlp_r0.5')}**.",
+        f"MLP **{_sdr(mixed, 'mlp_r0.5')}**; random removal **{_sdr(mixed, 'random_r0.5')}**.",
         f"- EffectsDB: contaminated **{_sdr(edb, 'contaminated')}**; unlearning "
         f"**{_sdr(edb, 'unlearn_r0.5')}**, FAD **{_sdr(edb, 'fad_r0.5')}**, MLP "
-        f"**{_sdr(edb, 'mlp_r0.5')}**.",
+        f"**{_sdr(edb, 'mlp_r0.5')}**; random removal **{_sdr(edb, 'random_r0.5')}**.",
+        f"- Detection AUROC of the unified scores, Mixed23 / EffectsDB: unlearning "
+        f"{_auroc(detection, 'unlearn/mean')}, without the Fisher {_auroc(detection, 'unlearn-naive/mean')}, "
+        f"small loss {_auroc(detection, 'loss/mean')}, FAD {_auroc(detection, 'fad')}, MLP "
+        f"{_auroc(detection, 'mlp')}.",
         f"  column but {int(sanity['copy_rank'])}/{int(sanity['n_songs'])} in the unified score "
         "(`metrics/sanity.json`).",
     ]
