@@ -50,11 +50,13 @@ def test_the_project_graph_marks_model_stages_as_gpu_cells() -> None:
     cells = read_cells(ROOT)
     gpu = {n for n, c in cells.items() if c.gpu}
     assert {"train@contaminated-0", "train_effectsdb@0", "evaluate_trivial", "embed@mixed23",
-            "attribute@mixed23-0", "train_sanity", "attribute_sanity"} <= gpu
+            "attribute@mixed23-0", "train_sanity", "attribute_sanity",
+            "random_retrain@mixed23-0.5-4", "random_evaluate@effectsdb-0.5-0"} <= gpu
     assert not gpu & {"render", "filter@mixed23-fad-0.5", "fad_scores@mixed23", "report",
-                      "mlp_scores@mixed23"}
+                      "mlp_scores@mixed23", "random_filter@mixed23-0.5-0"}
     assert {n for n, c in cells.items() if c.training} == {
-        n for n in cells if n.split("@")[0] in ("train", "train_effectsdb", "retrain", "train_sanity")}
+        n for n in cells
+        if n.split("@")[0] in ("train", "train_effectsdb", "retrain", "train_sanity", "random_retrain")}
     names = list(cells)
     for name, cell in cells.items():  # parents first
         assert all(names.index(p) < names.index(name) for p in cell.parents)
