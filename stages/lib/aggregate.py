@@ -33,9 +33,14 @@ def collect_runs(root: Path, seeds: tuple[int, ...] | None = None,
     return runs
 
 
+def finite_values(values: list[float | None]) -> list[float]:
+    """The defined, finite values as floats (a run without a metric, or a NaN, is left out)."""
+    return [float(v) for v in values if v is not None and math.isfinite(v)]
+
+
 def mean_std(values: list[float | None]) -> dict[str, float | int | None]:
     """Mean, sample std (ddof=1; 0 for one value) and n of the defined values."""
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    finite = finite_values(values)
     if not finite:
         return {"mean": None, "std": None, "n": 0}
     std = float(np.std(finite, ddof=1)) if len(finite) > 1 else 0.0
@@ -55,7 +60,7 @@ def t_interval(values: list[float | None], level: float = 0.95) -> tuple[float |
     """Student-t confidence interval of the mean of ``values`` (``None`` below two values)."""
     from scipy.stats import t
 
-    finite = [float(v) for v in values if v is not None and math.isfinite(v)]
+    finite = finite_values(values)
     if len(finite) < 2:
         return None, None
     half = float(t.ppf((1 + level) / 2, len(finite) - 1) * np.std(finite, ddof=1)
@@ -84,9 +89,8 @@ def unpaired_difference(runs: dict[str, dict[int, dict]], better: str, worse: st
     (``None`` below two runs a side)."""
     from scipy.stats import ttest_ind
 
-    a, b = (mean_std([m.get(key) for m in runs.get(c, {}).values()]) for c in (better, worse))
-    values = [[float(m[key]) for m in runs.get(c, {}).values()
-               if m.get(key) is not None and math.isfinite(m[key])] for c in (better, worse)]
+    values = [finite_values([m.get(key) for m in runs.get(c, {}).values()]) for c in (better, worse)]
+    a, b = (mean_std(v) for v in values)
     out: dict[str, float | int | None] = {"mean": None, "std": None, "n": a["n"],
                                           "n_other": b["n"], "ci95_low": None, "ci95_high": None}
     if a["mean"] is None or b["mean"] is None:
