@@ -36,7 +36,6 @@ sys.path.insert(0, str(ROOT))
 
 from stages.lib.audio import write_wav  # noqa: E402
 from stages.lib.params import TARGETS, read_yaml  # noqa: E402
-from stages.lib.profiles import apply_profile  # noqa: E402
 
 SR = 44100
 
@@ -64,6 +63,8 @@ def _merge(into: dict, extra: dict) -> dict:
 
 def _params(scratch: Path, overrides: dict) -> Path:
     """params.yaml under the scale profile + ``overrides`` (steps, loading), in ``scratch``."""
+    from stages.lib.profiles import apply_profile
+
     profile = ROOT / ".ci/profiles/scale.yaml"
     override = _merge(read_yaml(profile), overrides)
     path = scratch / "params.yaml"
