@@ -1,0 +1,157 @@
+"""Training-length study: one training per (condition, seed, target), snapshots at several epochs.
+
+A run of ``max(epochs)`` epochs is stopped after each snapshot epoch and resumed from its
+checkpoint (``train_target(stop_after=..., checkpoint=...)``; a resumed run equals an
+uninterrupted one, ``tests/test_unmix.py``). The best-validation weights so far at epoch ``E`` are
+then exactly what a run of ``train.epochs: E`` keeps: batches are seeded per (seed, target, epoch,
+step) and the learning rate only decays after ``train.lr_decay_patience`` epochs without
+improvement (80 in the default, more than any snapshot here: checked by :func:`check_epochs`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .data import SongList, SongTable
+from .io import atomic_path, dumps_json
+from .params import ParamsError, select_device
+from .unmix import TrainParams, model_config, train_target
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SnapshotJob:
+    """One target model of one condition and seed, trained once, saved at each snapshot epoch."""
+
+    condition: str
+    songs: Path            # song-list JSON
+    valid: tuple[str, ...]
+    target: str
+    seed: int
+    epochs: tuple[int, ...]
+    params: TrainParams
+    sample_rate: int
+    threads: int
+    device: str            # runtime.device
+    work: Path             # <work>/<condition>/seed<k>/e<E>/<target>.pth
+
+    def snapshot(self, epoch: int) -> Path:
+        return self.work / self.condition / f"seed{self.seed}" / f"e{epoch}" / f"{self.target}.pth"
+
+
+def check_epochs(epochs: Sequence[int], params: TrainParams) -> tuple[int, ...]:
+    """Sorted distinct snapshot epochs, each a run of that length would reproduce."""
+    out = tuple(sorted(set(epochs)))
+    if not out or out[0] < 1:
+        raise ParamsError("--epochs: give epoch counts >= 1")
+    if out[-1] > params.lr_decay_patience:
+        raise ParamsError(f"--epochs: {out[-1]} is more than train.lr_decay_patience "
+                          f"({params.lr_decay_patience}): the learning rate could decay inside the "
+                          "run and an earlier snapshot would differ from a run of that length")
+    return out
+
+
+def run_snapshot_job(job: SnapshotJob) -> dict[int, float]:
+    """Train ``job``'s model up to ``max(job.epochs)``; save the best weights so far at each
+    snapshot epoch (skipping those already saved). Returns the best validation loss per epoch."""
+    torch.set_num_threads(job.threads)
+    params = replace(job.params, epochs=job.epochs[-1])
+    folders = SongList.read(job.songs).songs[job.target]
+    table = SongTable.open(folders, job.sample_rate)
+    valid = SongTable.open(job.valid, job.sample_rate)
+    checkpoint = job.work / "checkpoints" / job.condition / f"seed{job.seed}" / f"{job.target}.pt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    losses: dict[int, float] = {}
+    done = 0
+    for epoch in job.epochs:
+        result = train_target(table, np.arange(len(table)), valid, job.target, params, job.seed,
+                              select_device(job.device), checkpoint=checkpoint, quiet=True,
+                              stop_after=epoch - done)
+        done = epoch
+        losses[epoch] = result.best_valid_loss
+        path = job.snapshot(epoch)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp:
+            torch.save(result.state_dict, tmp)
+        log.info("%s seed %d %s: %d epochs, best validation loss %.4g (epoch %d)", job.condition,
+                 job.seed, job.target, epoch, result.best_valid_loss, result.best_epoch + 1)
+    checkpoint.unlink(missing_ok=True)
+    return losses
+
+
+def write_model_json(folder: Path, params: TrainParams, sample_rate: int) -> None:
+    """The ``model.json`` that :func:`stages.lib.evaluation.load_separator` reads."""
+    (folder / "model.json").write_text(dumps_json(
+        {"config": model_config(params.model, sample_rate)}))
+
+
+def same_weights(a: Path, b: Path, targets: Sequence[str]) -> bool:
+    """Whether two model folders hold bit-identical weights for every target."""
+    for target in targets:
+        x = torch.load(a / f"{target}.pth", weights_only=True)
+        y = torch.load(b / f"{target}.pth", weights_only=True)
+        if x.keys() != y.keys() or not all(torch.equal(x[k], y[k]) for k in x):
+            return False
+    return True
+
+
+def length_report(runs: dict[str, dict[int, dict[int, dict]]], epochs: Sequence[int],
+                  baseline: str, key: str, identical: dict[str, bool]) -> str:
+    """Markdown: ``key`` mean ± std over seeds per condition and epoch count, then each
+    condition − ``baseline`` of the same dataset, paired by seed (95 % t-interval), and the
+    ranking at each length. ``runs[condition][epochs][seed]`` holds metrics dicts."""
+    from .aggregate import mean_std, paired_difference
+
+    def cell(stats: dict) -> str:
+        if stats["mean"] is None:
+            return "—"
+        return f"{stats['mean']:.2f} ± {stats['std']:.2f} ({stats['n']})"
+
+    head = "| condition | " + " | ".join(f"{e} epochs" for e in epochs) + " |"
+    rule = "|---|" + "---|" * len(epochs)
+    lines = [f"`{key}`: mean ± std over seeds (n)", "", head, rule]
+    for condition, by_epoch in runs.items():
+        lines.append(f"| {condition} | " + " | ".join(
+            cell(mean_std([m.get(key) for m in by_epoch.get(e, {}).values()])) for e in epochs)
+            + " |")
+    lines += ["", f"Each condition − its dataset's `{baseline}`, paired by seed: mean "
+              "[95 % t-interval]; *inside the noise* where the interval holds 0", "", head, rule]
+    for condition in runs:
+        dataset = condition.split("/")[0]
+        base = f"{dataset}/{baseline}"
+        if condition == base or base not in runs:
+            continue
+        cells = []
+        for e in epochs:
+            pair = {c: runs[c].get(e, {}) for c in (condition, base)}
+            d = paired_difference(pair, condition, base, key)
+            if d["mean"] is None:
+                cells.append("—")
+            elif d["ci95_low"] is None:
+                cells.append(f"{d['mean']:+.2f} (n={d['n']})")
+            else:
+                noise = " *inside the noise*" if d["ci95_low"] <= 0 <= d["ci95_high"] else ""
+                cells.append(f"{d['mean']:+.2f} [{d['ci95_low']:+.2f}, {d['ci95_high']:+.2f}]"
+                             f"{noise}")
+        lines.append(f"| {condition} − {baseline} | " + " | ".join(cells) + " |")
+    lines += ["", "Ranking by the mean (best first):", ""]
+    for dataset in sorted({c.split("/")[0] for c in runs}):
+        for e in epochs:
+            means = {c: mean_std([m.get(key) for m in runs[c].get(e, {}).values()])["mean"]
+                     for c in runs if c.split("/")[0] == dataset}
+            order = sorted((c for c in means if means[c] is not None), key=lambda c: -means[c])
+            lines.append(f"- {dataset}, {e} epochs: " + " > ".join(
+                f"{c.split('/', 1)[1]} ({means[c]:.2f})" for c in order))
+    if identical:
+        lines += ["", "Snapshot against the committed default model of the same length and seed "
+                  "(a check that a snapshot is what a run of that length keeps):", ""]
+        lines += [f"- {name}: {'bit-identical' if same else 'DIFFERENT'}"
+                  for name, same in sorted(identical.items())]
+    return "\n".join(lines) + "\n"
