@@ -12,7 +12,7 @@ import logging
 from tqdm import tqdm
 
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
-from .lib.evaluation import EvalParams, load_separator, score_songs, separate, summarize
+from .lib.evaluation import EvalParams, load_separator, score_tracks, summarize
 from .lib.io import write_json
 from .lib.params import load_base, load_runtime, load_section
 from .lib.readers import iter_folder_dataset, list_track_folders
@@ -42,15 +42,10 @@ def run(argv: list[str] | None = None) -> None:
             raise ValueError("give exactly one of --models or --trivial")
         separator = None if args.trivial else load_separator(args.models, params.niter,
                                                              params.wiener_win_len, device)
-        jobs = []
         n = len(list_track_folders(args.test))
-        for track in tqdm(iter_folder_dataset(args.test, base.sample_rate), total=n,
-                          desc="separate", unit="song", disable=args.quiet):
-            estimates = ({t: track.mixture for t in track.stems} if separator is None
-                         else separate(separator, track.mixture, device))
-            jobs.append((track.name, track.stems, estimates, base.sample_rate,
-                         params.window_seconds, params.museval))
-        rows = score_songs(jobs, runtime.workers)
+        tracks = tqdm(iter_folder_dataset(args.test, base.sample_rate), total=n,
+                      desc="separate", unit="song", disable=args.quiet)
+        rows = score_tracks(tracks, separator, params, base.sample_rate, device, runtime.workers)
         write_json(args.scores, {"songs": rows})
         write_json(args.metrics, summarize(rows))
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.evaluation import EvalParams, load_separator, score_songs, separate, summarize
+from .lib.evaluation import EvalParams, load_separator, score_tracks, summarize
 from .lib.io import atomic_path, dumps_json, output_folder, read_json
 from .lib.lengths import (
     SnapshotJob,
@@ -105,11 +105,8 @@ def run(argv: list[str] | None = None) -> None:
                     write_model_json(folder, params, base.sample_rate)
                     separator = load_separator(folder, evaluation.niter,
                                                evaluation.wiener_win_len, device)
-                    rows = score_songs(
-                        [(track.name, track.stems, separate(separator, track.mixture,
-                                                            device),
-                          base.sample_rate, evaluation.window_seconds, evaluation.museval)
-                         for track in test], runtime.workers)
+                    rows = score_tracks(test, separator, evaluation, base.sample_rate, device,
+                                        runtime.workers)
                     metrics.write_text(dumps_json(summarize(rows)))
                 runs.setdefault(condition, {}).setdefault(epoch, {})[seed] = read_json(metrics)
     identical = {}

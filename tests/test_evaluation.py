@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from stages.lib.evaluation import (
+    ScoreJob,
     bsseval_v4_sdr,
     mdx_sdr,
     median_or_none,
@@ -108,5 +109,5 @@ def test_parallel_scoring_equals_serial() -> None:
     for i in range(3):
         refs = _signals(seed=i, seconds=1.5)
         ests = {t: 0.9 * a for t, a in refs.items()}
-        jobs.append((f"song{i}", refs, ests, SR, 1.0, True))
+        jobs.append(ScoreJob(f"song{i}", refs, ests, SR, 1.0, True))
     assert score_songs(jobs, workers=2) == score_songs(jobs, workers=1)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import warnings
+from collections.abc import Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .audio import Track
 from .io import read_json
 from .params import TARGETS, check
 from .unmix import load_model
@@ -138,30 +140,53 @@ def museval_sdr(references: dict[str, np.ndarray], estimates: dict[str, np.ndarr
     return out
 
 
-def score_song(name: str, references: dict[str, np.ndarray], estimates: dict[str, np.ndarray],
-               sample_rate: int, window_seconds: float, use_museval: bool) -> dict:
+@dataclass(frozen=True)
+class ScoreJob:
+    """One song to score: references and estimates ``{target: [2, samples]}``, and how."""
+
+    name: str
+    references: dict[str, np.ndarray]
+    estimates: dict[str, np.ndarray]
+    sample_rate: int
+    window_seconds: float
+    museval: bool  # the BSSEval v4 SDR as well as the MDX SDR
+
+
+def score_song(job: ScoreJob) -> dict:
     """Both SDRs of one song: ``{"song", "mdx_sdr_db": {t: dB}, "museval_sdr_db": {t: dB|None}}``."""
-    row: dict = {"song": name,
-                 "mdx_sdr_db": {t: mdx_sdr(references[t], estimates[t]) for t in TARGETS}}
-    if use_museval:
-        row["museval_sdr_db"] = museval_sdr(references, estimates, sample_rate, window_seconds)
+    row: dict = {"song": job.name, "mdx_sdr_db": {t: mdx_sdr(job.references[t], job.estimates[t])
+                                                  for t in TARGETS}}
+    if job.museval:
+        row["museval_sdr_db"] = museval_sdr(job.references, job.estimates, job.sample_rate,
+                                            job.window_seconds)
     return row
 
 
-def _score_job(job: tuple) -> dict:
+def _score_in_worker(job: ScoreJob) -> dict:
     torch.set_num_threads(1)
-    return score_song(*job)
+    return score_song(job)
 
 
-def score_songs(jobs: list[tuple], workers: int) -> list[dict]:
-    """Score ``(name, refs, ests, sr, window, museval)`` jobs, in parallel when ``workers > 1``.
+def score_songs(jobs: list[ScoreJob], workers: int) -> list[dict]:
+    """Score songs, in parallel when ``workers > 1``.
 
     Results come back in job order and equal a serial run (each job is a pure function).
     """
     if workers <= 1 or len(jobs) <= 1:
-        return [score_song(*job) for job in jobs]
+        return [score_song(job) for job in jobs]
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-        return list(pool.map(_score_job, jobs))
+        return list(pool.map(_score_in_worker, jobs))
+
+
+def score_tracks(tracks: Iterable[Track], separator: torch.nn.Module | None, params: EvalParams,
+                 sample_rate: int, device: torch.device, workers: int) -> list[dict]:
+    """Separate each test track with ``separator`` and score it; ``separator=None`` scores the
+    mixture itself as every stem's estimate (the trivial lower bound)."""
+    jobs = [ScoreJob(track.name, track.stems,
+                     ({t: track.mixture for t in track.stems} if separator is None
+                      else separate(separator, track.mixture, device)),
+                     sample_rate, params.window_seconds, params.museval) for track in tracks]
+    return score_songs(jobs, workers)
 
 
 def median_or_none(values: list[float | None]) -> float | None:
