@@ -20,13 +20,18 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
+import re
+import shutil
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
-from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
+from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
+from .lib.data import SongList, SongTable
 from .lib.evaluation import EvalParams, load_separator, score_tracks, summarize
-from .lib.io import atomic_path, dumps_json, output_folder, read_json
+from .lib.io import atomic_path, check_outputs, dumps_json, output_folder, read_json, write_json
 from .lib.lengths import (
     SnapshotJob,
     check_epochs,
@@ -35,25 +40,66 @@ from .lib.lengths import (
     same_weights,
     write_model_json,
 )
-from .lib.params import TARGETS, ParamsError, load_base, load_runtime, load_section, select_device
+from .lib.params import (
+    TARGETS,
+    ParamsError,
+    RuntimeParams,
+    as_plain,
+    load_base,
+    load_runtime,
+    load_section,
+    select_device,
+)
 from .lib.plots import save_png
 from .lib.readers import iter_folder_dataset, list_track_folders
-from .lib.unmix import TrainParams
+from .lib.unmix import TrainParams, check_song_lengths, loading, training_key
+from .lib.unmix import _die_with_parent as die_with_parent
 
 log = logging.getLogger("stages.length_study")
 KEY = "museval_sdr_db_avg"
 
 
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
 def _conditions(specs: list[str]) -> dict[str, Path]:
-    out = {}
+    """``<dataset>/<name>=<song-list.json>`` specs; names become folders under ``--work``."""
+    out: dict[str, Path] = {}
     for spec in specs:
         name, sep, path = spec.partition("=")
-        if not sep or name.count("/") != 1 or not path:
-            raise ParamsError(f"--condition {spec!r}: expected <dataset>/<name>=<song-list.json>")
-        if not Path(path).is_file():
-            raise ParamsError(f"--condition {name}: {path}: song list not found")
+        parts = name.split("/")
+        if (not sep or not path or len(parts) != 2
+                or not all(NAME.fullmatch(p) and p not in (".", "..") for p in parts)):
+            raise ParamsError(f"--condition {spec!r}: expected <dataset>/<name>=<song-list.json> "
+                              "(names of letters, digits, '_', '-', '.')")
+        if name in out:
+            raise ParamsError(f"--condition {name}: given twice")
         out[name] = Path(path)
     return out
+
+
+def _check_inputs(conditions: dict[str, Path], params: TrainParams,
+                  sample_rate: int) -> dict[str, SongList]:
+    """Every song list, song and stem readable and long enough: found now, not after hours."""
+    lists = {}
+    for name, path in conditions.items():
+        try:
+            lists[name] = SongList.read(path)
+            table = SongTable.open(lists[name].all_folders(), sample_rate)
+            check_song_lengths(table, np.arange(len(table)), params.model.n_fft)
+        except (OSError, ValueError) as err:
+            raise ParamsError(f"--condition {name}: {err}") from err
+    return lists
+
+
+def _keys(conditions: dict[str, SongList], valid: tuple[str, ...], seeds: list[int],
+          params: TrainParams, evaluation: EvalParams, test: list[str], base_rate: int,
+          runtime: RuntimeParams) -> dict[tuple[str, int], dict]:
+    """What each (condition, seed) folder's snapshots and scores depend on."""
+    return {(c, s): {"training": training_key(songs.songs, valid, params, s, base_rate,
+                                              runtime.device, runtime.worker_threads),
+                     "evaluate": as_plain(evaluation), "test": test}
+            for c, songs in conditions.items() for s in seeds}
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -75,27 +121,52 @@ def run(argv: list[str] | None = None) -> None:
     evaluation = load_section(args.params, "evaluate", EvalParams)
     runtime = load_runtime(args.params)
     conditions = _conditions(args.condition)
-    epochs = check_epochs(args.epochs, params)
+    if len(set(args.seeds)) != len(args.seeds):
+        raise ParamsError(f"--seeds {args.seeds}: a seed given twice")
+    if not evaluation.museval:
+        raise ParamsError("evaluate.museval: the length study reports museval SDR; set it to true")
+    if args.committed is not None and not args.committed.is_dir():
+        raise ParamsError(f"--committed {args.committed}: not a folder")
+    check_outputs({"--out": args.out}, {"--work": args.work})
+    check_paths(args, parser, {f"--condition {c}": p for c, p in conditions.items()})
+    epochs = check_epochs(args.epochs, params, runtime.device)
     valid = tuple(str(p) for p in list_track_folders(args.valid))
-    list_track_folders(args.test)  # a bad test folder fails now, not after hours of training
+    lists = _check_inputs(conditions, params, base.sample_rate)
+    check_paths(args, parser, {f"--condition {c}[{i}]": Path(f)
+                               for c, songs in lists.items()
+                               for i, f in enumerate(songs.all_folders())})
+    test = [p.name for p in list_track_folders(args.test)]
     work = output_folder(args.work)
+    keys = _keys(lists, valid, args.seeds, params, evaluation, test, base.sample_rate, runtime)
+    for (condition, seed), key in keys.items():
+        folder = work / condition / f"seed{seed}"
+        if folder.is_dir() and (not (folder / "key.json").is_file()
+                                or read_json(folder / "key.json") != key):
+            log.info("%s seed %d: params, songs, code or test set changed: trained again",
+                     condition, seed)
+            shutil.rmtree(folder)  # inside --work, which this command marked as its own
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "key.json", key)
 
     jobs = [SnapshotJob(condition=c, songs=songs, valid=valid, target=t, seed=s, epochs=epochs,
                         params=params, sample_rate=base.sample_rate,
-                        threads=runtime.worker_threads, device=runtime.device, work=work)
+                        threads=runtime.worker_threads, device=runtime.device,
+                        loading=loading(runtime), work=work)
             for c, songs in conditions.items() for s in args.seeds for t in TARGETS]
     todo = [j for j in jobs if not all(j.snapshot(e).is_file() for e in epochs)]
     log.info("length study: %d conditions x %d seeds x %d targets, %d models to train (%d epochs "
              "each, saved at %s)", len(conditions), len(args.seeds), len(TARGETS), len(todo),
              epochs[-1], list(epochs))
-    with multiprocessing.get_context("spawn").Pool(max(1, runtime.workers)) as pool:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(max(1, runtime.workers), initializer=die_with_parent,
+                      initargs=(os.getpid(),)) as pool:
         for _ in tqdm(pool.imap_unordered(run_snapshot_job, todo), total=len(todo),
                       desc="train", unit="model", disable=args.quiet):
             pass
 
     runs: dict[str, dict[int, dict[int, dict]]] = {}
     device = select_device(runtime.device)
-    test = list(iter_folder_dataset(args.test, base.sample_rate))
+    tracks = list(iter_folder_dataset(args.test, base.sample_rate))
     for condition in conditions:
         for epoch in epochs:
             for seed in args.seeds:
@@ -105,9 +176,9 @@ def run(argv: list[str] | None = None) -> None:
                     write_model_json(folder, params, base.sample_rate)
                     separator = load_separator(folder, evaluation.niter,
                                                evaluation.wiener_win_len, device)
-                    rows = score_tracks(test, separator, evaluation, base.sample_rate, device,
+                    rows = score_tracks(tracks, separator, evaluation, base.sample_rate, device,
                                         runtime.workers)
-                    metrics.write_text(dumps_json(summarize(rows)))
+                    write_json(metrics, summarize(rows))
                 runs.setdefault(condition, {}).setdefault(epoch, {})[seed] = read_json(metrics)
     identical = {}
     if args.committed is not None and params.epochs in epochs:
@@ -126,7 +197,7 @@ def run(argv: list[str] | None = None) -> None:
              "runs": {c: {str(e): {str(s): m for s, m in r.items()} for e, r in by.items()}
                       for c, by in runs.items()}}))
         (tmp / "report.md").write_text(report)
-        save_png(tmp / "sdr_vs_epochs.png", lambda fig: _plot(fig, runs, epochs))
+        save_png(tmp / "sdr_vs_epochs.png", lambda ax: _plot(ax, runs, epochs))
     print(report)
 
 
@@ -136,7 +207,8 @@ def _plot(ax, runs: dict, epochs: tuple[int, ...]) -> None:  # noqa: ANN001
     datasets = sorted({c.split("/")[0] for c in runs})
     styles = dict(zip(datasets, ("-", "--", ":", "-."), strict=False))
     for condition, by_epoch in runs.items():
-        means = [np.mean([m[KEY] for m in by_epoch[e].values()]) for e in epochs]
+        means = [np.mean([m[KEY] for m in by_epoch[e].values() if m.get(KEY) is not None])
+                 for e in epochs]
         ax.plot(epochs, means, marker="o", linestyle=styles.get(condition.split("/")[0], "-"),
                 label=condition)
     ax.set(xlabel="epochs (log scale)", ylabel="museval SDR avg (dB), mean over seeds",

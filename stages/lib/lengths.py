@@ -2,10 +2,12 @@
 
 A run of ``max(epochs)`` epochs is stopped after each snapshot epoch and resumed from its
 checkpoint (``train_target(stop_after=..., checkpoint=...)``; a resumed run equals an
-uninterrupted one, ``tests/test_unmix.py``). The best-validation weights so far at epoch ``E`` are
-then exactly what a run of ``train.epochs: E`` keeps: batches are seeded per (seed, target, epoch,
-step) and the learning rate only decays after ``train.lr_decay_patience`` epochs without
-improvement (80 in the default, more than any snapshot here: checked by :func:`check_epochs`).
+uninterrupted one on the CPU, ``tests/test_unmix.py``). The best-validation weights so far at epoch
+``E`` are then exactly what a run of ``train.epochs: E`` keeps: nothing before epoch ``E`` depends
+on the run's length (batches are seeded per seed, target, epoch and step; the learning-rate
+schedule reacts only to validation losses already seen). On CUDA a resume re-seeds the GPU's
+random stream, so models with dropout (``train.model.nb_layers`` > 1) are refused there.
+A model is the unit of work: an interrupted study trains an unfinished model again from scratch.
 """
 
 from __future__ import annotations
@@ -19,9 +21,9 @@ import numpy as np
 import torch
 
 from .data import SongList, SongTable
-from .io import atomic_path, dumps_json
+from .io import atomic_path, write_json
 from .params import ParamsError, select_device
-from .unmix import TrainParams, model_config, train_target
+from .unmix import Loading, TrainParams, model_config, train_target
 
 log = logging.getLogger(__name__)
 
@@ -40,27 +42,28 @@ class SnapshotJob:
     sample_rate: int
     threads: int
     device: str            # runtime.device
+    loading: Loading       # runtime.loader_workers / preload_audio (never change a result)
     work: Path             # <work>/<condition>/seed<k>/e<E>/<target>.pth
 
     def snapshot(self, epoch: int) -> Path:
         return self.work / self.condition / f"seed{self.seed}" / f"e{epoch}" / f"{self.target}.pth"
 
 
-def check_epochs(epochs: Sequence[int], params: TrainParams) -> tuple[int, ...]:
-    """Sorted distinct snapshot epochs, each a run of that length would reproduce."""
+def check_epochs(epochs: Sequence[int], params: TrainParams, device: str) -> tuple[int, ...]:
+    """Sorted distinct snapshot epochs (each >= 1), on a device where a snapshot is exact."""
     out = tuple(sorted(set(epochs)))
     if not out or out[0] < 1:
         raise ParamsError("--epochs: give epoch counts >= 1")
-    if out[-1] > params.lr_decay_patience:
-        raise ParamsError(f"--epochs: {out[-1]} is more than train.lr_decay_patience "
-                          f"({params.lr_decay_patience}): the learning rate could decay inside the "
-                          "run and an earlier snapshot would differ from a run of that length")
+    if select_device(device).type != "cpu" and params.model.nb_layers > 1:
+        raise ParamsError("runtime.device: the length study resumes a run at each snapshot, which "
+                          "re-seeds CUDA's dropout stream (train.model.nb_layers > 1): set "
+                          "runtime.device: cpu")
     return out
 
 
 def run_snapshot_job(job: SnapshotJob) -> dict[int, float]:
-    """Train ``job``'s model up to ``max(job.epochs)``; save the best weights so far at each
-    snapshot epoch (skipping those already saved). Returns the best validation loss per epoch."""
+    """Train ``job``'s model from scratch up to ``max(job.epochs)``, saving the best weights so
+    far at each snapshot epoch. Returns the best validation loss per snapshot epoch."""
     torch.set_num_threads(job.threads)
     params = replace(job.params, epochs=job.epochs[-1])
     folders = SongList.read(job.songs).songs[job.target]
@@ -68,18 +71,19 @@ def run_snapshot_job(job: SnapshotJob) -> dict[int, float]:
     valid = SongTable.open(job.valid, job.sample_rate)
     checkpoint = job.work / "checkpoints" / job.condition / f"seed{job.seed}" / f"{job.target}.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    checkpoint.unlink(missing_ok=True)  # an interrupted earlier attempt: its epoch is unknown here
     losses: dict[int, float] = {}
     done = 0
     for epoch in job.epochs:
         result = train_target(table, np.arange(len(table)), valid, job.target, params, job.seed,
                               select_device(job.device), checkpoint=checkpoint, quiet=True,
-                              stop_after=epoch - done)
+                              stop_after=epoch - done, loading=job.loading)
         done = epoch
         losses[epoch] = result.best_valid_loss
         path = job.snapshot(epoch)
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(path) as tmp:
-            torch.save(result.state_dict, tmp)
+            torch.save({k: v.cpu() for k, v in result.state_dict.items()}, tmp)
         log.info("%s seed %d %s: %d epochs, best validation loss %.4g (epoch %d)", job.condition,
                  job.seed, job.target, epoch, result.best_valid_loss, result.best_epoch + 1)
     checkpoint.unlink(missing_ok=True)
@@ -88,15 +92,14 @@ def run_snapshot_job(job: SnapshotJob) -> dict[int, float]:
 
 def write_model_json(folder: Path, params: TrainParams, sample_rate: int) -> None:
     """The ``model.json`` that :func:`stages.lib.evaluation.load_separator` reads."""
-    (folder / "model.json").write_text(dumps_json(
-        {"config": model_config(params.model, sample_rate)}))
+    write_json(folder / "model.json", {"config": model_config(params.model, sample_rate)})
 
 
 def same_weights(a: Path, b: Path, targets: Sequence[str]) -> bool:
     """Whether two model folders hold bit-identical weights for every target."""
     for target in targets:
-        x = torch.load(a / f"{target}.pth", weights_only=True)
-        y = torch.load(b / f"{target}.pth", weights_only=True)
+        x = torch.load(a / f"{target}.pth", map_location="cpu", weights_only=True)
+        y = torch.load(b / f"{target}.pth", map_location="cpu", weights_only=True)
         if x.keys() != y.keys() or not all(torch.equal(x[k], y[k]) for k in x):
             return False
     return True

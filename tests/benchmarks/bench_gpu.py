@@ -139,9 +139,8 @@ def agree(args: argparse.Namespace) -> None:
 def compare(args: argparse.Namespace) -> None:
     """museval / MDX SDR of every model on the default test songs, per device and seed; GPU −
     CPU with Welch's interval; which same-seed models of two machines are bit-identical."""
-    import torch
-
     from stages.lib.aggregate import mean_std, unpaired_difference
+    from stages.lib.lengths import same_weights
 
     runs: dict[str, dict[int, dict]] = {}
     for folder in sorted((args.work / "models").iterdir()):
@@ -162,7 +161,8 @@ def compare(args: argparse.Namespace) -> None:
     print(f"{'device':10s} {'seed':>4s} " + " ".join(f"{k:>20s}" for k in keys))
     for device, seeds in runs.items():
         for seed, row in sorted(seeds.items()):
-            print(f"{device:10s} {seed:4d} " + " ".join(f"{row[k]:20.4f}" for k in keys))
+            print(f"{device:10s} {seed:4d} " + " ".join(
+                f"{row[k]:20.4f}" if row.get(k) is not None else f"{'—':>20s}" for k in keys))
     for key in keys:
         stats = {d: mean_std([r[key] for r in runs[d].values()]) for d in runs}
         diff = unpaired_difference(runs, "cuda", "cpu", key)
@@ -174,12 +174,8 @@ def compare(args: argparse.Namespace) -> None:
     for i, a in enumerate(devices):
         for b in devices[i + 1:]:
             for seed in sorted(set(runs[a]) & set(runs[b])):
-                same = all(torch.equal(*(torch.load(args.work / "models" / d / f"seed{seed}" /
-                                                    f"{t}.pth", weights_only=True)[k]
-                                         for d in (a, b)))
-                           for t in TARGETS
-                           for k in torch.load(args.work / "models" / a / f"seed{seed}" /
-                                               f"{t}.pth", weights_only=True))
+                same = same_weights(*(args.work / "models" / d / f"seed{seed}" for d in (a, b)),
+                                    TARGETS)
                 print(f"seed {seed}: {a} and {b} weights {'bit-identical' if same else 'differ'}")
 
 
@@ -249,10 +245,11 @@ def scale(args: argparse.Namespace) -> None:
         workers, precision, compiled = VARIANTS[name]
         params = dataclasses.replace(base, epochs=args.epochs, precision=precision,
                                      compile=compiled)
-        steps = params.steps_per_epoch or len(songs) * params.sampler.samples_per_track \
-            // params.batch_size
+        steps = params.steps_per_epoch or -(-len(songs) * params.sampler.samples_per_track
+                                             // params.batch_size)  # ceil, as the sampler
         util = _Utilisation() if device.type == "cuda" else None
         if device.type == "cuda":
+            torch.cuda.empty_cache()  # the previous variant's cached blocks
             torch.cuda.reset_peak_memory_stats()
         stamps: list[float] = []
 
@@ -267,6 +264,9 @@ def scale(args: argparse.Namespace) -> None:
                               loading=Loading(workers=workers, preload=False))
         total = time.time() - start
         busy = util.stop() if util is not None else None
+        peak = ({"gpu_peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,
+                 "gpu_peak_reserved_mib": torch.cuda.max_memory_reserved() / 2**20}
+                if device.type == "cuda" else {})
         validator = Validator(valid_table, "vocals", params.model.n_fft, params.model.hop, device)
         model = build_model(params.model, SR).to(device)
         validator(model)
@@ -280,10 +280,8 @@ def scale(args: argparse.Namespace) -> None:
                "excerpts_per_s": steps * params.batch_size / epoch_s,
                "train_steps_per_s": steps / max(epoch_s - valid_s, 1e-9),
                "total_s": total, "gpu_util_mean_pct": busy,
-               "valid_losses": [r["valid_loss"] for r in result.history]}
-        if device.type == "cuda":
-            row["gpu_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
-            row["gpu_peak_reserved_mib"] = torch.cuda.max_memory_reserved() / 2**20
+               "valid_losses": [r["valid_loss"] for r in result.history], **peak}
+        del model, validator, result
         report["variants"][name] = row
         print(f"{name:16s} {row['steps_per_s']:6.2f} steps/s ({row['excerpts_per_s']:6.1f} "
               f"excerpts/s; without validation {row['train_steps_per_s']:6.2f} steps/s), "
@@ -307,12 +305,14 @@ def main() -> None:
     s.add_argument("--device", default="auto")
     s.add_argument("--songs", type=int, default=16)
     s.add_argument("--seconds", type=float, default=180.0)
-    s.add_argument("--epochs", type=int, default=3)
+    s.add_argument("--epochs", type=int, default=3, help=">= 2 (rates are over epochs 2..)")
     s.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=list(VARIANTS))
     s.add_argument("--out", type=Path, required=True)
     for p in (a, c, s):
         p.add_argument("--work", type=Path, default=Path("/tmp/bench_gpu"))
     args = parser.parse_args()
+    if args.what == "scale" and args.epochs < 2:
+        parser.error("--epochs: at least 2 (rates are measured over epochs 2..)")
     {"prepare": prepare, "agree": agree, "compare": compare, "scale": scale}[args.what](args)
 
 

@@ -27,8 +27,9 @@ timeout $(( $(left) > 250 ? $(left) - 150 : 100 )) python3 tests/benchmarks/benc
 echo "== agree: seed 0 on this machine's CPU, 4 targets at once (t=$SECONDS)"
 sed -i -E 's/^(  workers:) [0-9]+/\1 4/' .gpu/params/agree-cpu.yaml   # never changes a result
 timeout "$(left)" python3 tests/benchmarks/bench_gpu.py agree --device cpu --seeds 0 --work /tmp/bg
-mkdir -p /tmp/bg/host && mv /tmp/bg/models/cpu /tmp/bg/host/models && mv /tmp/bg/cost/cpu /tmp/bg/host/cost
-tar -C /tmp/bg/host -cf "$OUT/models-cpu-gpu-host.tar" models cost
+mkdir -p /tmp/bg/host/models /tmp/bg/host/cost
+mv /tmp/bg/models/cpu /tmp/bg/host/models/cpu-gpu-host && mv /tmp/bg/cost/cpu /tmp/bg/host/cost/cpu-gpu-host
+tar -C /tmp/bg/host -cf "$OUT/models-cpu-gpu-host.tar" models cost   # untars as models/cpu-gpu-host
 echo "== torch.compile (t=$SECONDS)"
 timeout "$(left)" python3 tests/benchmarks/bench_gpu.py scale --variants w8-bf16-compile \
     --out "$OUT/scale-compile.json" --work /tmp/bg
