@@ -22,23 +22,23 @@ import logging
 import multiprocessing
 import os
 import re
-import shutil
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.data import SongList, SongTable
-from .lib.evaluation import EvalParams, load_separator, score_tracks, summarize
-from .lib.io import atomic_path, check_outputs, dumps_json, output_folder, read_json, write_json
+from .lib.data import SongList, SongTable, song_digest
+from .lib.evaluation import EvalParams
+from .lib.io import atomic_path, check_outputs, dumps_json, output_folder
 from .lib.lengths import (
     SnapshotJob,
     check_epochs,
+    compare_committed,
     length_report,
     run_snapshot_job,
-    same_weights,
-    write_model_json,
+    score_snapshots,
+    sync_keys,
 )
 from .lib.params import (
     TARGETS,
@@ -135,18 +135,10 @@ def run(argv: list[str] | None = None) -> None:
     check_paths(args, parser, {f"--condition {c}[{i}]": Path(f)
                                for c, songs in lists.items()
                                for i, f in enumerate(songs.all_folders())})
-    test = [p.name for p in list_track_folders(args.test)]
+    test = [song_digest(p) for p in list_track_folders(args.test)]  # the test songs by content
     work = output_folder(args.work)
-    keys = _keys(lists, valid, args.seeds, params, evaluation, test, base.sample_rate, runtime)
-    for (condition, seed), key in keys.items():
-        folder = work / condition / f"seed{seed}"
-        if folder.is_dir() and (not (folder / "key.json").is_file()
-                                or read_json(folder / "key.json") != key):
-            log.info("%s seed %d: params, songs, code or test set changed: trained again",
-                     condition, seed)
-            shutil.rmtree(folder)  # inside --work, which this command marked as its own
-        folder.mkdir(parents=True, exist_ok=True)
-        write_json(folder / "key.json", key)
+    sync_keys(work, _keys(lists, valid, args.seeds, params, evaluation, test, base.sample_rate,
+                          runtime))
 
     jobs = [SnapshotJob(condition=c, songs=songs, valid=valid, target=t, seed=s, epochs=epochs,
                         params=params, sample_rate=base.sample_rate,
@@ -164,30 +156,12 @@ def run(argv: list[str] | None = None) -> None:
                       desc="train", unit="model", disable=args.quiet):
             pass
 
-    runs: dict[str, dict[int, dict[int, dict]]] = {}
-    device = select_device(runtime.device)
     tracks = list(iter_folder_dataset(args.test, base.sample_rate))
-    for condition in conditions:
-        for epoch in epochs:
-            for seed in args.seeds:
-                folder = work / condition / f"seed{seed}" / f"e{epoch}"
-                metrics = folder / "metrics.json"
-                if not metrics.is_file():
-                    write_model_json(folder, params, base.sample_rate)
-                    separator = load_separator(folder, evaluation.niter,
-                                               evaluation.wiener_win_len, device)
-                    rows = score_tracks(tracks, separator, evaluation, base.sample_rate, device,
-                                        runtime.workers)
-                    write_json(metrics, summarize(rows))
-                runs.setdefault(condition, {}).setdefault(epoch, {})[seed] = read_json(metrics)
-    identical = {}
-    if args.committed is not None and params.epochs in epochs:
-        for condition in conditions:
-            for seed in args.seeds:
-                committed = args.committed / condition / f"seed{seed}"
-                if committed.is_dir():
-                    identical[f"{condition} seed {seed}, {params.epochs} epochs"] = same_weights(
-                        work / condition / f"seed{seed}" / f"e{params.epochs}", committed, TARGETS)
+    runs = score_snapshots(work, list(conditions), epochs, args.seeds, params, evaluation, tracks,
+                           base.sample_rate, select_device(runtime.device), runtime.workers)
+    identical = ({} if args.committed is None or params.epochs not in epochs else
+                 compare_committed(work, args.committed, list(conditions), args.seeds,
+                                   params.epochs))
     report = length_report(runs, epochs, "contaminated", KEY, identical)
     with atomic_path(args.out) as tmp:
         tmp.mkdir()

@@ -13,6 +13,7 @@ A model is the unit of work: an interrupted study trains an unfinished model aga
 from __future__ import annotations
 
 import logging
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -20,9 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .audio import Track
 from .data import SongList, SongTable
-from .io import atomic_path, write_json
-from .params import ParamsError, select_device
+from .evaluation import EvalParams, load_separator, score_tracks, summarize
+from .io import atomic_path, read_json, write_json
+from .params import TARGETS, ParamsError, select_device
 from .unmix import Loading, TrainParams, model_config, train_target
 
 log = logging.getLogger(__name__)
@@ -158,3 +161,51 @@ def length_report(runs: dict[str, dict[int, dict[int, dict]]], epochs: Sequence[
         lines += [f"- {name}: {'bit-identical' if same else 'DIFFERENT'}"
                   for name, same in sorted(identical.items())]
     return "\n".join(lines) + "\n"
+
+
+def sync_keys(work: Path, keys: dict[tuple[str, int], dict]) -> None:
+    """Write each (condition, seed) folder's key; a folder whose stored key differs (params,
+    songs, code or test set changed) is removed first, so its models train again. Only folders
+    under ``work``, the study's own marked folder, are touched."""
+    for (condition, seed), key in keys.items():
+        folder = work / condition / f"seed{seed}"
+        key_file = folder / "key.json"
+        if folder.is_dir() and (not key_file.is_file() or read_json(key_file) != key):
+            log.info("%s seed %d: params, songs, code or test set changed: trained again",
+                     condition, seed)
+            shutil.rmtree(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(key_file, key)
+
+
+def score_snapshots(work: Path, conditions: Sequence[str], epochs: Sequence[int],
+                    seeds: Sequence[int], params: TrainParams, evaluation: EvalParams,
+                    tracks: Sequence[Track], sample_rate: int, device: torch.device,
+                    workers: int) -> dict[str, dict[int, dict[int, dict]]]:
+    """SDR summary of every snapshot on ``tracks`` (kept beside it as ``metrics.json``):
+    ``runs[condition][epochs][seed]``."""
+    runs: dict[str, dict[int, dict[int, dict]]] = {}
+    for condition in conditions:
+        for epoch in epochs:
+            for seed in seeds:
+                folder = work / condition / f"seed{seed}" / f"e{epoch}"
+                metrics = folder / "metrics.json"
+                if not metrics.is_file():
+                    write_model_json(folder, params, sample_rate)
+                    separator = load_separator(folder, evaluation.niter,
+                                               evaluation.wiener_win_len, device)
+                    rows = score_tracks(tracks, separator, evaluation, sample_rate, device,
+                                        workers)
+                    write_json(metrics, summarize(rows))
+                runs.setdefault(condition, {}).setdefault(epoch, {})[seed] = read_json(metrics)
+    return runs
+
+
+def compare_committed(work: Path, committed: Path, conditions: Sequence[str],
+                      seeds: Sequence[int], epochs: int) -> dict[str, bool]:
+    """Which ``epochs`` snapshots are bit-identical to ``<committed>/<condition>/seed<k>``."""
+    return {f"{condition} seed {seed}, {epochs} epochs": same_weights(
+                work / condition / f"seed{seed}" / f"e{epochs}",
+                committed / condition / f"seed{seed}", TARGETS)
+            for condition in conditions for seed in seeds
+            if (committed / condition / f"seed{seed}").is_dir()}
