@@ -1,0 +1,97 @@
+"""Experiment (issue #18): does unlearning's detection depend on the stems' levels?
+
+Mixed23's 32 contaminated songs and the 8 reference songs again, each stem's level drawn
+uniformly in [-8, +8] dB (seeded by song and stem; the unseen corpus of issue #18 varied stem
+levels by 8 dB), the mixture re-summed, each song's peak 0.5 as in the default. Then
+``python -m stages.clean`` (the pipeline's own training and attribution; on the unchanged songs it
+reproduces the pipeline's seed-0 unified scores exactly) with ``--method unlearn`` for seeds 0-2
+and ``--method fad``, and the detection AUROC of the unified score against the ground truth,
+next to the same AUROC of the default pipeline's scores. Needs a default ``dvc repro``.
+
+    python docs/experiments/stem_levels.py --work /tmp/stem_levels     # about 5 min on 2 cores
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+from scipy.stats import rankdata
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from stages.lib.data import SongList  # noqa: E402
+from stages.lib.params import TARGETS  # noqa: E402
+from stages.lib.readers import list_track_folders  # noqa: E402
+
+SEEDS = (0, 1, 2)
+
+
+def write_levelled(out: Path) -> None:
+    songs = SongList.read(ROOT / "data/lists/mixed23/contaminated.json").songs["vocals"]
+    reference = [str(p) for p in list_track_folders(ROOT / "data/rendered/reference")]
+    for part, folders in (("songs", songs), ("reference", reference)):
+        for folder in folders:
+            name = Path(folder).name
+            stems = {}
+            for target in TARGETS:
+                audio, sr = sf.read(Path(folder) / f"{target}.wav", dtype="float32", always_2d=True)
+                gain_db = np.random.default_rng(zlib.crc32(f"{name}/{target}".encode())).uniform(-8, 8)
+                stems[target] = audio * 10 ** (gain_db / 20)
+            mix = sum(stems.values())
+            scale = 0.5 / max(float(np.abs(mix).max()), 1e-9)
+            song = out / part / name
+            song.mkdir(parents=True, exist_ok=True)
+            for target, audio in stems.items():
+                sf.write(song / f"{target}.wav", audio * scale, sr, subtype="FLOAT")
+            sf.write(song / "mixture.wav", mix * scale, sr, subtype="FLOAT")
+
+
+def auroc(ranking: Path, truth: dict[str, str]) -> float:
+    """P(a clean song's unified score is above a corrupted one's)."""
+    rows = list(csv.DictReader(ranking.open()))
+    score = np.array([float(r["score_unified"]) for r in rows])
+    bad = np.array([truth[r["song"]] != "clean" for r in rows])
+    ranks = rankdata(score)
+    n_clean, n_bad = int((~bad).sum()), int(bad.sum())
+    return float((ranks[~bad].sum() - n_clean * (n_clean + 1) / 2) / (n_clean * n_bad))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", type=Path, required=True)
+    work = parser.parse_args().work
+    data = work / "data"
+    if not (data / "reference").is_dir():
+        write_levelled(data)
+    clean = [sys.executable, "-m", "stages.clean", "--quiet", "--songs", str(data / "songs"),
+             "--reference", str(data / "reference"), "--ratio", "0.5"]
+    for seed in SEEDS:
+        subprocess.run([*clean, "--method", "unlearn", "--seed", str(seed), "--out",
+                        str(work / f"unlearn{seed}")], cwd=ROOT, check=True)
+    subprocess.run([*clean, "--method", "fad", "--out", str(work / "fad")], cwd=ROOT, check=True)
+    truth = {t["name"]: t["corruption"]
+             for t in json.loads((ROOT / "data/truth/mixed23.json").read_text())["tracks"]}
+    rows = {
+        "unlearning, default songs": [ROOT / f"data/scores/mixed23/unlearn/seed{s}/scores.csv"
+                                      for s in SEEDS],
+        "unlearning, stem levels +-8 dB": [work / f"unlearn{s}/ranking.csv" for s in SEEDS],
+        "FAD, default songs": [ROOT / "data/scores/mixed23/fad/scores.csv"],
+        "FAD, stem levels +-8 dB": [work / "fad/ranking.csv"]}
+    for name, paths in rows.items():
+        values = [auroc(p, truth) for p in paths]
+        print(f"{name:32s} AUROC {np.mean(values):.3f}  per baseline "
+              + " ".join(f"{v:.3f}" for v in values))
+
+
+if __name__ == "__main__":
+    main()
