@@ -6,7 +6,9 @@ levels by 8 dB), the mixture re-summed, each song's peak 0.5 as in the default. 
 ``python -m stages.clean`` (the pipeline's own training and attribution; on the unchanged songs it
 reproduces the pipeline's seed-0 unified scores exactly) with ``--method unlearn`` for seeds 0-2
 and ``--method fad``, and the detection AUROC of the unified score against the ground truth,
-next to the same AUROC of the default pipeline's scores. Needs a default ``dvc repro``.
+next to the same AUROC of the default pipeline's scores. Also, on the default pipeline's scores:
+the Spearman correlation of each per-target score (unlearning, small loss) with the stem's level
+over the clean songs. Needs a default ``dvc repro``.
 
     python docs/experiments/stem_levels.py --work /tmp/stem_levels     # about 5 min on 2 cores
 """
@@ -58,11 +60,36 @@ def write_levelled(out: Path) -> None:
 def auroc(ranking: Path, truth: dict[str, str]) -> float:
     """P(a clean song's unified score is above a corrupted one's)."""
     rows = list(csv.DictReader(ranking.open()))
-    score = np.array([float(r["score_unified"]) for r in rows])
-    bad = np.array([truth[r["song"]] != "clean" for r in rows])
+    return _auroc(np.array([float(r["score_unified"]) for r in rows]),
+                  np.array([truth[r["song"]] != "clean" for r in rows]))
+
+
+def _auroc(score: np.ndarray, bad: np.ndarray) -> float:
     ranks = rankdata(score)
     n_clean, n_bad = int((~bad).sum()), int(bad.sum())
     return float((ranks[~bad].sum() - n_clean * (n_clean + 1) / 2) / (n_clean * n_bad))
+
+
+def level_dependence(dataset: str, method: str, truth: dict[str, str]) -> None:
+    """Per target: Spearman(score, stem level in dB) over the clean songs (mean of the seeds)."""
+    from scipy.stats import spearmanr
+
+    out = []
+    for target in TARGETS:
+        rhos = []
+        for seed in SEEDS:
+            rows = [r for r in csv.DictReader(
+                (ROOT / f"data/scores/{dataset}/{method}/seed{seed}/scores.csv").open())
+                    if truth[r["song"]] == "clean"]
+            level = [_level_db(ROOT / "data" / dataset / r["song"] / f"{target}.wav") for r in rows]
+            rhos.append(spearmanr(level, [float(r[f"score_{target}"]) for r in rows]).statistic)
+        out.append(f"{target} {np.mean(rhos):+.2f}")
+    print(f"{dataset} {method}: Spearman(score, stem level) over clean songs: " + ", ".join(out))
+
+
+def _level_db(path: Path) -> float:
+    audio, _ = sf.read(path, dtype="float32")
+    return float(10 * np.log10(np.mean(audio**2) + 1e-12))
 
 
 def main() -> None:
@@ -91,6 +118,11 @@ def main() -> None:
         values = [auroc(p, truth) for p in paths]
         print(f"{name:32s} AUROC {np.mean(values):.3f}  per baseline "
               + " ".join(f"{v:.3f}" for v in values))
+    for dataset in ("mixed23", "effectsdb"):
+        dataset_truth = {t["name"]: t["corruption"] for t in json.loads(
+            (ROOT / f"data/truth/{dataset}.json").read_text())["tracks"]}
+        for method in ("loss", "unlearn"):
+            level_dependence(dataset, method, dataset_truth)
 
 
 if __name__ == "__main__":
