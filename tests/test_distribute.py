@@ -360,6 +360,32 @@ def test_a_running_cluster_is_not_sized_by_flags(tmp_path: Path,
         distribute.main(["--address", "127.0.0.1:1", "--cpus", "2", "--work", str(tmp_path / "w")])
 
 
+def test_model_cells_can_share_a_gpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``--cells-per-gpu N`` asks Ray for 1/N of a GPU per model cell, nothing for the others."""
+    import types
+
+    from stages.lib.distribute import RayExecutor
+
+    asked: list[dict] = []
+
+    class Task:
+        def options(self, **kwargs: object) -> Task:
+            asked.append(kwargs)
+            return self
+
+        def remote(self, job: CellJob) -> str:
+            return job.slug
+
+    monkeypatch.setitem(sys.modules, "ray", types.SimpleNamespace(remote=lambda fn: Task()))
+    make = _job_factory(tmp_path)
+    executor = RayExecutor(cpus_per_cell=2, cells_per_gpu=4)
+    executor.submit(make(Cell("train@a", (), ("train",), (), ()), 1))
+    executor.submit(make(Cell("report", (), ("report",), (), ()), 1))
+    assert [(a["num_gpus"], a["num_cpus"]) for a in asked] == [(0.25, 2), (0, 2)]
+    with pytest.raises(DistributeError, match=r"^--cells-per-gpu 0: must be >= 1$"):
+        Options(None, 1, 2, None, tmp_path, 1, False, False, cells_per_gpu=0)
+
+
 # ---------------------------------------------------------------- the smoke profile on Ray
 
 

@@ -60,23 +60,25 @@ class Executor(Protocol):
 
 
 class RayExecutor:
-    """Attempts as Ray tasks: one GPU and ``cpus`` CPUs for a GPU cell, ``cpus`` CPUs otherwise.
+    """Attempts as Ray tasks: ``1 / cells_per_gpu`` of a GPU and ``cpus`` CPUs for a GPU cell
+    (several small trainings share a GPU well: docs/gpu.md), ``cpus`` CPUs otherwise.
 
     Ray never retries by itself (``max_retries=0``): the campaign decides, so that every attempt
     is counted and logged.
     """
 
-    def __init__(self, cpus_per_cell: int) -> None:
+    def __init__(self, cpus_per_cell: int, cells_per_gpu: int = 1) -> None:
         import ray
 
         self._ray = ray
         self._task = ray.remote(run_cell)
         self._cpus = cpus_per_cell
+        self._gpu_share = 1.0 / cells_per_gpu
         self._pending: dict[Any, CellJob] = {}
 
     def submit(self, job: CellJob) -> Any:
-        ref = self._task.options(num_gpus=1 if job.gpu else 0, num_cpus=self._cpus, max_retries=0,
-                                 name=f"cell:{job.slug}").remote(job)
+        ref = self._task.options(num_gpus=self._gpu_share if job.gpu else 0, num_cpus=self._cpus,
+                                 max_retries=0, name=f"cell:{job.slug}").remote(job)
         self._pending[ref] = job
         return ref
 
@@ -102,6 +104,7 @@ class Progress:
     gpus: int
     cpus: int
     cpus_per_cell: int
+    cells_per_gpu: int = 1
     done: dict[str, CellResult] = field(default_factory=dict)
     failed: set[str] = field(default_factory=set)
     submitted: dict[str, CellJob] = field(default_factory=dict)
@@ -128,7 +131,7 @@ class Progress:
             cell = self.cells[name]
             sim[name] = SimCell(tuple(p for p in cell.parents if p in todo),
                                 cell.gpu and self.gpus > 0, cost, self.cpus_per_cell)
-        return simulate(sim, self.gpus, self.cpus).makespan_s
+        return simulate(sim, self.gpus * self.cells_per_gpu, self.cpus).makespan_s
 
     def line(self, event: str) -> str:
         """``[done 12/60 | running 2 | queued 1 | failed 0] <event> | ETA 3m05s``."""
@@ -219,6 +222,11 @@ class Options:
     cpus_per_cell: int
     hardlink_lock: bool
     keep_clones: bool
+    cells_per_gpu: int = 1  # model cells sharing one GPU
+
+    def __post_init__(self) -> None:
+        if self.cells_per_gpu < 1:
+            raise DistributeError(f"--cells-per-gpu {self.cells_per_gpu}: must be >= 1")
 
 
 def connect(opts: Options) -> tuple[int, int]:
@@ -295,9 +303,10 @@ def _run_cells(root: Path, commit: str, cache: Path, cells: Mapping[str, Cell], 
                        str(work), ckpt, str(work / "gitignore"), opts.cpus_per_cell,
                        opts.hardlink_lock, opts.keep_clones)
 
-    progress = Progress(cells, gpus, cpus, opts.cpus_per_cell)
+    progress = Progress(cells, gpus, cpus, opts.cpus_per_cell, opts.cells_per_gpu)
     start = time.time()
-    results = run_campaign(cells, make_job, RayExecutor(opts.cpus_per_cell), progress)
+    results = run_campaign(cells, make_job, RayExecutor(opts.cpus_per_cell, opts.cells_per_gpu),
+                           progress)
     log.info("all %d cells done in %.1f s (%d retried); gathering with dvc repro", len(results),
              time.time() - start, progress.retried)
     return results
