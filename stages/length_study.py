@@ -176,7 +176,7 @@ def run(argv: list[str] | None = None) -> None:
 
 
 def _plot(ax, runs: dict, epochs: tuple[int, ...]) -> None:  # noqa: ANN001
-    import numpy as np
+    from matplotlib.ticker import NullFormatter
 
     datasets = sorted({c.split("/")[0] for c in runs})
     styles = dict(zip(datasets, ("-", "--", ":", "-."), strict=False))
@@ -185,8 +185,6 @@ def _plot(ax, runs: dict, epochs: tuple[int, ...]) -> None:  # noqa: ANN001
                  for e in epochs]
         ax.plot(epochs, means, marker="o", linestyle=styles.get(condition.split("/")[0], "-"),
                 label=condition)
-    from matplotlib.ticker import NullFormatter
-
     ax.set(xlabel="epochs (log scale)", ylabel="museval SDR avg (dB), mean over seeds",
            xscale="log", xticks=list(epochs), xticklabels=[str(e) for e in epochs])
     ax.xaxis.set_minor_formatter(NullFormatter())
