@@ -53,7 +53,7 @@ from .lib.params import (
 from .lib.plots import save_png
 from .lib.readers import iter_folder_dataset, list_track_folders
 from .lib.unmix import TrainParams, check_song_lengths, loading, training_key
-from .lib.unmix import _die_with_parent as die_with_parent
+from .lib.unmix import die_with_parent
 
 log = logging.getLogger("stages.length_study")
 KEY = "museval_sdr_db_avg"

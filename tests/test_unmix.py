@@ -18,10 +18,12 @@ from stages.lib.unmix import (
     Magnitude,
     ModelParams,
     TrainParams,
+    Validator,
     build_model,
     fit_scaler,
     load_model,
     model_config,
+    seed_everything,
     train_target,
 )
 
@@ -139,6 +141,20 @@ def test_training_on_cuda(banks) -> None:
     assert np.isfinite(result.best_valid_loss)
 
 
+def test_validation_keeps_small_songs_transformed_with_the_same_losses(banks) -> None:
+    bank, _ = banks
+    model = build_model(TINY.model, SR)
+    kept = Validator(bank, "bass", TINY.model.n_fft, TINY.model.hop, CPU)
+    streamed = Validator(bank, "bass", TINY.model.n_fft, TINY.model.hop, CPU, cache_bytes=0)
+    assert kept.keep and not streamed.keep
+    first = kept(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.01)
+    assert kept(model) == streamed(model) != first  # the kept spectrograms serve a changed model
+    assert len(kept._kept or []) == len(bank) and streamed._kept is None
+
+
 def test_streamed_preloaded_and_worker_batches_are_the_same(banks) -> None:
     """Seeking excerpts on disk, decoding songs into RAM, and loader processes: same batches,
     same weights (batches are seeded per step, not by a stream that workers would share)."""
@@ -162,11 +178,24 @@ def test_streamed_preloaded_and_worker_batches_are_the_same(banks) -> None:
         assert all(torch.equal(run.state_dict[k], v) for k, v in runs[0].state_dict.items())
 
 
-def test_magnitude_equals_openunmix_complexnorm() -> None:
+def test_magnitude_matches_openunmix_complexnorm() -> None:
     from openunmix.transforms import ComplexNorm
 
     spec = torch.randn(3, 2, 129, 40, 2) * torch.logspace(-4, 2, 40)[None, None, None, :, None]
-    assert torch.equal(Magnitude()(spec), ComplexNorm(mono=False)(spec))
+    ours, theirs = Magnitude()(spec), ComplexNorm(mono=False)(spec)
+    torch.testing.assert_close(ours, theirs, rtol=3e-7, atol=0.0)  # a float32 rounding or two
+
+
+def test_deterministic_kernels_are_switched_on() -> None:
+    before = (torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())
+    torch.use_deterministic_algorithms(False)
+    try:
+        seed_everything(0)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
 def test_a_song_table_refuses_what_it_would_have_to_resample(tmp_path: Path) -> None:

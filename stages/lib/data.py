@@ -84,7 +84,6 @@ class Song:
     folder: str
     stems: tuple[Path, ...]
     frames: int
-    channels: tuple[int, ...]
 
 
 class SongTable:
@@ -181,7 +180,7 @@ def _song(folder: str, sample_rate: int) -> Song:
     if not Path(folder).is_dir():
         raise AudioError(f"{folder}: track folder not found")
     files = audio_files(Path(folder))
-    stems, frames, channels = [], set(), []
+    stems, frames = [], set()
     for target in TARGETS:
         if target not in files:
             raise AudioError(f"{Path(folder) / target}.wav: missing stem file")
@@ -201,10 +200,9 @@ def _song(folder: str, sample_rate: int) -> Song:
             raise AudioError(f"{path}: empty audio file (0 samples)")
         stems.append(path)
         frames.add(info.frames)
-        channels.append(info.channels)
     if len(frames) != 1:
         raise AudioError(f"{folder}: stems differ in length ({sorted(frames)} samples)")
-    return Song(str(folder), tuple(stems), frames.pop(), tuple(channels))
+    return Song(str(folder), tuple(stems), frames.pop())
 
 
 @dataclass(frozen=True)

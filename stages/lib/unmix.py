@@ -93,15 +93,27 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels()
+
+
+def deterministic_kernels() -> None:
+    """Ask torch for deterministic kernels. ``torch.use_deterministic_algorithms`` also imports
+    the inductor compiler to set its flag (1.6 s per process); only ``train.compile`` needs that,
+    and :func:`_compiled` sets it there."""
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # a torch without the private setter: the public call, import and all
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        setter(True, warn_only=True)
 
 
 class Magnitude(torch.nn.Module):
-    """``|X|`` of openunmix's stacked ``(re, im)`` STFT as ``hypot(re, im)``: the same floats as
-    openunmix's ``ComplexNorm`` (``abs`` of the complex view; tested), in half its CPU time."""
+    """``|X|`` of openunmix's stacked ``(re, im)`` STFT as ``sqrt(re^2 + im^2)``: openunmix's
+    ``ComplexNorm`` to within one float32 rounding (tested), in half the CPU time of ``hypot``
+    (no overflow guard: a magnitude spectrogram of audio is far from float32's range)."""
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
-        return torch.hypot(spec[..., 0], spec[..., 1])
+        return (spec[..., 0].square() + spec[..., 1].square()).sqrt()
 
 
 def spectrogram(n_fft: int, hop: int, center: bool = False) -> torch.nn.Module:
@@ -188,25 +200,41 @@ def load_model(weights: Path, config: dict[str, Any]) -> OpenUnmix:
 
 
 class Validator:
-    """Validation loss on full reference songs, read one song at a time (memory: one song)."""
+    """Validation loss on full reference songs, one song at a time.
 
-    def __init__(self, table: SongTable, target: str, n_fft: int, hop: int, device: torch.device):
+    The songs' spectrograms are the same every epoch: when the mixture and target spectrograms
+    of all songs take at most ``cache_bytes`` they are computed once and kept (on ``device``);
+    otherwise every call reads and transforms the songs again (memory: one song). Both give the
+    same floats.
+    """
+
+    def __init__(self, table: SongTable, target: str, n_fft: int, hop: int, device: torch.device,
+                 cache_bytes: int = 256 << 20):
         self.table = table
         self.target = TARGETS.index(target)
         self.spec = spectrogram(n_fft, hop).to(device)
         self.device = device
+        frames = sum(max(0, (table.frames(i) - n_fft) // hop + 1) for i in range(len(table)))
+        spec_bytes = 2 * 2 * (n_fft // 2 + 1) * frames * 4  # mixture + target, stereo, float32
+        self.keep = spec_bytes <= cache_bytes
+        self._kept: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+
+    def _transformed(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mixture, target)`` magnitude spectrograms of song ``i``."""
+        stems = self.table.stems(i)
+        mix = self.spec(torch.from_numpy(mixture(stems))[None].to(self.device))
+        tgt = self.spec(torch.from_numpy(np.ascontiguousarray(stems[self.target]))[None]
+                        .to(self.device))
+        return mix, tgt
 
     def __call__(self, model: torch.nn.Module) -> float:
         """Mean over songs of the MSE between estimated and true target magnitudes."""
         model.eval()
-        losses = []
         with torch.no_grad():
-            for i in range(len(self.table)):
-                stems = self.table.stems(i)
-                mix = self.spec(torch.from_numpy(mixture(stems))[None].to(self.device))
-                tgt = self.spec(torch.from_numpy(np.ascontiguousarray(stems[self.target]))[None]
-                                .to(self.device))
-                losses.append(torch.nn.functional.mse_loss(model(mix), tgt).item())
+            if self.keep and self._kept is None:
+                self._kept = [self._transformed(i) for i in range(len(self.table))]
+            songs = self._kept or (self._transformed(i) for i in range(len(self.table)))
+            losses = [torch.nn.functional.mse_loss(model(mix), tgt).item() for mix, tgt in songs]
         return float(np.mean(losses))
 
 
@@ -378,7 +406,10 @@ def _batches(sampler: ExcerptSampler, seed: int, steps: int, params: TrainParams
 
 def _compiled(model: torch.nn.Module, params: TrainParams) -> torch.nn.Module:
     """The module the steps call: ``torch.compile``d when asked (weights stay ``model``'s)."""
-    return torch.compile(model) if params.compile else model
+    if not params.compile:
+        return model
+    torch.use_deterministic_algorithms(True, warn_only=True)  # inductor's flag too
+    return torch.compile(model)
 
 
 def train_target(table: SongTable, songs: np.ndarray, valid: SongTable, target: str,
@@ -494,7 +525,7 @@ def run_target_job(job: TargetJob) -> TrainResult:
             live.end()
 
 
-def _die_with_parent(parent: int) -> None:
+def die_with_parent(parent: int) -> None:
     """Worker initialiser: on Linux the kernel kills this worker when its parent dies, so a
     killed training leaves no process behind writing checkpoints."""
     import ctypes
@@ -523,6 +554,6 @@ def train_targets(jobs: list[TargetJob], workers: int) -> dict[str, TrainResult]
 
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                             initializer=_die_with_parent, initargs=(os.getpid(),)) as pool:
+                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
         results = list(pool.map(run_target_job, jobs))
     return {job.target: result for job, result in zip(jobs, results, strict=True)}
