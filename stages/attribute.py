@@ -14,7 +14,6 @@ heuristic: ``attribution.loss_scores``).
 
 from __future__ import annotations
 
-import itertools
 import logging
 from pathlib import Path
 
@@ -53,13 +52,7 @@ def run(argv: list[str] | None = None) -> None:
     train_folders = SongList.read(args.songs).all_folders()
     check_paths(args, parser, {f"--songs[{i}]": Path(f) for i, f in enumerate(train_folders)})
     ref_folders = [str(p) for p in list_track_folders(args.reference)]
-    outs = {"--out": args.out, "--naive-out": args.naive_out, "--loss-out": args.loss_out}
-    for (name, out), (other, later) in itertools.combinations(outs.items(), 2):
-        if out is not None and later is not None:
-            a, b = out.resolve(), later.resolve()
-            if a == b or a in b.parents or b in a.parents:
-                raise ValueError(f"{later}: output {other} overlaps output {name} ({out})")
-    remove_stale(*(p for p in outs.values() if p is not None))
+    remove_stale(*(p for p in (args.out, args.naive_out, args.loss_out) if p is not None))
     log.info("attribute: %d training songs against %d reference songs", len(train_folders),
              len(ref_folders))
 

@@ -30,7 +30,7 @@ from tqdm import tqdm
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.data import SongList, SongTable, song_digest
 from .lib.evaluation import EvalParams
-from .lib.io import atomic_path, check_outputs, dumps_json, output_folder
+from .lib.io import atomic_path, dumps_json, output_folder
 from .lib.lengths import (
     SnapshotJob,
     check_epochs,
@@ -52,8 +52,7 @@ from .lib.params import (
 )
 from .lib.plots import save_png
 from .lib.readers import iter_folder_dataset, list_track_folders
-from .lib.unmix import TrainParams, check_song_lengths, loading, training_key
-from .lib.unmix import die_with_parent
+from .lib.unmix import TrainParams, check_song_lengths, die_with_parent, loading, training_key
 
 log = logging.getLogger("stages.length_study")
 KEY = "museval_sdr_db_avg"
@@ -127,7 +126,6 @@ def run(argv: list[str] | None = None) -> None:
         raise ParamsError("evaluate.museval: the length study reports museval SDR; set it to true")
     if args.committed is not None and not args.committed.is_dir():
         raise ParamsError(f"--committed {args.committed}: not a folder")
-    check_outputs({"--out": args.out}, {"--work": args.work})
     check_paths(args, parser, {f"--condition {c}": p for c, p in conditions.items()})
     epochs = check_epochs(args.epochs, params, runtime.device)
     valid = tuple(str(p) for p in list_track_folders(args.valid))

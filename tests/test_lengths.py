@@ -109,4 +109,4 @@ def test_the_work_folder_and_the_report_never_overlap(tmp_path: Path) -> None:
         length_study.main(["--condition", "toy/a=x.json", "--epochs", "5", "--seeds", "0",
                            "--valid", str(test), "--test", str(test),
                            "--work", str(tmp_path / "out" / "work"), "--out", str(tmp_path / "out")])
-    assert "output --out contains the input --work" in str(stop.value.code)
+    assert "output --out overlaps output --work" in str(stop.value.code)

@@ -116,6 +116,10 @@ def test_check_outputs_rules(tmp_path: Path) -> None:
     link.symlink_to(tmp_path / "in")
     with pytest.raises(OutputError, match="is the input"):  # a symlink to an input is the input
         check_outputs({"--out": link}, {"--in": tmp_path / "in"}, ("--out",))
+    check_outputs({"--out": tmp_path / "a", "--cost": tmp_path / "ab.json"}, {}, ())  # a prefix
+    for other in (tmp_path / "a", tmp_path / "a" / "cost.json", tmp_path):  # same, inside, around
+        with pytest.raises(OutputError, match=r"output --cost overlaps output --out"):
+            check_outputs({"--out": tmp_path / "a", "--cost": other}, {}, ())
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes everywhere: permissions never refuse")

@@ -82,14 +82,19 @@ def check_outputs(outputs: dict[str, str | Path | None], inputs: dict[str, str |
 
     ``outputs`` and ``inputs`` map an argument name (``--out``) to a path (``None`` = not given);
     ``folders`` names the outputs that are folders (an existing file there is refused). Raises
-    :class:`OutputError` naming the path when an output equals, contains or lies inside an input,
-    is not writable, or exists without this project's marker.
+    :class:`OutputError` naming the path when an output equals, contains or lies inside an input
+    or another output, is not writable, or exists without this project's marker.
     """
     given_inputs = {name: _absolute(p) for name, p in inputs.items() if p is not None}
+    given_outputs: dict[str, Path] = {}
     for name, raw in outputs.items():
         if raw is None:
             continue
         out = _absolute(raw)
+        for other, earlier in given_outputs.items():
+            if out == earlier or out in earlier.parents or earlier in out.parents:
+                raise OutputError(f"{raw}: output {name} overlaps output {other} ({earlier})")
+        given_outputs[name] = out
         for in_name, src in given_inputs.items():
             if out == src:
                 raise OutputError(f"{raw}: output {name} is the input {in_name}; refusing to overwrite it")

@@ -313,43 +313,6 @@ class _RunState:
     start: int = 0
 
 
-def _resume(checkpoint: Path, run_id: str, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            scheduler: Any, device: torch.device, target: str) -> _RunState | None:
-    """Restore a checkpoint of this very run; ``None`` (start over) for another run's or a
-    corrupt one (logged: a half-written or garbage checkpoint never stops a training)."""
-    try:
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        if not isinstance(state, dict) or state.get("run_id") != run_id:
-            log.info("%s: ignoring checkpoint of another run (%s)", target, checkpoint)
-            return None
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        restored = _RunState(json.loads(state["history"]), state["best_model"], state["best_loss"],
-                             state["best_epoch"], state["epoch"] + 1)
-    except Exception as err:  # noqa: BLE001 (any unreadable checkpoint means: start over)
-        reason = ("it holds pickled objects" if "Weights only load failed" in str(err)
-                  else type(err).__name__)
-        log.warning("%s: ignoring unreadable checkpoint %s (%s); training starts over", target,
-                    checkpoint, reason)
-        return None
-    log.info("%s: resuming from epoch %d (%s)", target, restored.start, checkpoint)
-    return restored
-
-
-def _save_checkpoint(checkpoint: Path, run_id: str, epoch: int, run: _RunState,
-                     model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                     scheduler: Any) -> None:
-    """Write everything :func:`_resume` needs, atomically."""
-    with atomic_path(checkpoint) as tmp:
-        torch.save({"run_id": run_id, "epoch": epoch, "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                    "torch_rng": torch.get_rng_state(), "best_model": run.best_state,
-                    "best_loss": run.best_loss, "best_epoch": run.best_epoch,
-                    "history": json.dumps(run.history)}, tmp)
-
-
 def _train_epoch(model: torch.nn.Module, spec: torch.nn.Module, batches: Iterator[Any],
                  optimizer: torch.optim.Optimizer, steps: int, device: torch.device,
                  precision: str) -> float:
@@ -412,6 +375,95 @@ def _compiled(model: torch.nn.Module, params: TrainParams) -> torch.nn.Module:
     return torch.compile(model)
 
 
+class _Solver:
+    """One target model's training: its state, and the steps ``resume``, ``epoch`` and ``save``
+    (checkpoint) that :func:`train_target` strings together."""
+
+    def __init__(self, table: SongTable, songs: np.ndarray, valid: SongTable, target: str,
+                 params: TrainParams, seed: int, device: torch.device,
+                 data_key: str | None) -> None:
+        check_song_lengths(table, songs, params.model.n_fft)
+        check_song_lengths(valid, np.arange(len(valid)), params.model.n_fft)
+        seed_everything(seed)
+        self.target, self.params, self.device = target, params, device
+        self.mean, self.scale = fit_scaler(table, songs, params.model.n_fft, params.model.hop)
+        self.model = build_model(params.model, table.sample_rate, self.mean, self.scale).to(device)
+        self.spec = spectrogram(params.model.n_fft, params.model.hop).to(device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr,
+                                          weight_decay=params.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, factor=params.lr_decay_gamma, patience=params.lr_decay_patience)
+        self.sampler = ExcerptSampler(table, songs, target, params.sampler)
+        self.validator = Validator(valid, target, params.model.n_fft, params.model.hop, device)
+        self.steps = params.steps_per_epoch or self.sampler.steps_per_epoch(params.batch_size)
+        self.run_id = config_hash({
+            "params": as_plain(params), "seed": seed, "target": target,
+            "data": data_key or table.fingerprint(songs),
+            "valid": "" if data_key else valid.fingerprint(np.arange(len(valid)))})
+        self.run = _RunState()
+
+    def resume(self, checkpoint: Path) -> None:
+        """Restore a checkpoint of this very run; another run's or a corrupt one is ignored
+        (logged: a half-written or garbage checkpoint never stops a training)."""
+        try:
+            state = torch.load(checkpoint, map_location=self.device, weights_only=True)
+            if not isinstance(state, dict) or state.get("run_id") != self.run_id:
+                log.info("%s: ignoring checkpoint of another run (%s)", self.target, checkpoint)
+                return
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            self.run = _RunState(json.loads(state["history"]), state["best_model"],
+                                 state["best_loss"], state["best_epoch"], state["epoch"] + 1)
+        except Exception as err:  # noqa: BLE001 (any unreadable checkpoint means: start over)
+            reason = ("it holds pickled objects" if "Weights only load failed" in str(err)
+                      else type(err).__name__)
+            log.warning("%s: ignoring unreadable checkpoint %s (%s); training starts over",
+                        self.target, checkpoint, reason)
+            return
+        log.info("%s: resuming from epoch %d (%s)", self.target, self.run.start, checkpoint)
+
+    def epoch(self, epoch: int, step_model: torch.nn.Module, batches: Iterator[Any]) -> dict:
+        """Train one epoch, validate, step the schedule, keep the best weights: its record."""
+        train_loss = _train_epoch(step_model, self.spec, batches, self.optimizer, self.steps,
+                                  self.device, self.params.precision)
+        valid_loss = self.validator(self.model)
+        self.scheduler.step(valid_loss)
+        record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
+                  "lr": self.optimizer.param_groups[0]["lr"]}
+        run = self.run
+        run.history.append(record)
+        if valid_loss < run.best_loss:
+            run.best_loss, run.best_epoch = valid_loss, epoch
+            run.best_state = {k: v.detach().cpu().clone()
+                              for k, v in self.model.state_dict().items()}
+        return record
+
+    def save(self, checkpoint: Path, epoch: int) -> None:
+        """Write everything :meth:`resume` needs, atomically."""
+        run = self.run
+        with atomic_path(checkpoint) as tmp:
+            torch.save({"run_id": self.run_id, "epoch": epoch, "model": self.model.state_dict(),
+                        "optimizer": self.optimizer.state_dict(),
+                        "scheduler": self.scheduler.state_dict(),
+                        "torch_rng": torch.get_rng_state(), "best_model": run.best_state,
+                        "best_loss": run.best_loss, "best_epoch": run.best_epoch,
+                        "history": json.dumps(run.history)}, tmp)
+
+    def result(self) -> TrainResult:
+        """The best weights and the history (an error when no validation loss was finite)."""
+        run, target = self.run, self.target
+        if run.best_state is None:
+            raise ValueError(f"train {target}: every validation loss is NaN or infinite (training "
+                             f"diverged - try a lower train.lr - or the '{target}' stems are "
+                             "silent)")
+        log.info("%s: best epoch %d of %d, validation loss %.4g", target, run.best_epoch + 1,
+                 self.params.epochs, run.best_loss)
+        return TrainResult(run.best_state, run.history, run.best_epoch, run.best_loss, self.mean,
+                           self.scale)
+
+
 def train_target(table: SongTable, songs: np.ndarray, valid: SongTable, target: str,
                  params: TrainParams, seed: int, device: torch.device,
                  checkpoint: Path | None = None,
@@ -426,57 +478,27 @@ def train_target(table: SongTable, songs: np.ndarray, valid: SongTable, target: 
     ``data_key`` (a :func:`training_key`, songs by content) names the data in the checkpoint's run
     id; without it, a cheaper fingerprint (sizes, first and last MiB of each stem) does.
     """
-    loading = loading or Loading(workers=0, preload=False)
-    check_song_lengths(table, songs, params.model.n_fft)
-    check_song_lengths(valid, np.arange(len(valid)), params.model.n_fft)
-    seed_everything(seed)
-    mean, scale = fit_scaler(table, songs, params.model.n_fft, params.model.hop)
-    model = build_model(params.model, table.sample_rate, mean, scale).to(device)
-    spec = spectrogram(params.model.n_fft, params.model.hop).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, factor=params.lr_decay_gamma, patience=params.lr_decay_patience)
-    sampler = ExcerptSampler(table, songs, target, params.sampler)
-    validator = Validator(valid, target, params.model.n_fft, params.model.hop, device)
-    steps = params.steps_per_epoch or sampler.steps_per_epoch(params.batch_size)
-    run_id = config_hash({"params": as_plain(params), "seed": seed, "target": target,
-                          "data": data_key or table.fingerprint(songs),
-                          "valid": "" if data_key else valid.fingerprint(np.arange(len(valid)))})
-
-    run = _RunState()
+    solver = _Solver(table, songs, valid, target, params, seed, device, data_key)
     if checkpoint is not None and checkpoint.is_file():
-        run = _resume(checkpoint, run_id, model, optimizer, scheduler, device, target) or run
-        for record in run.history if on_epoch is not None else []:
+        solver.resume(checkpoint)
+        for record in solver.run.history if on_epoch is not None else []:
             on_epoch(record)  # replay, so the epoch log is complete after a resume
-    batches = _batches(sampler, seed, steps, params, run.start, loading, device)
-    step_model = _compiled(model, params)
-    bar = tqdm(range(run.start, params.epochs), desc=f"train {target}", unit="epoch",
+    batches = _batches(solver.sampler, seed, solver.steps, params, solver.run.start,
+                       loading or Loading(workers=0, preload=False), device)
+    step_model = _compiled(solver.model, params)
+    bar = tqdm(range(solver.run.start, params.epochs), desc=f"train {target}", unit="epoch",
                disable=quiet)
     for done, epoch in enumerate(bar):
         if stop_after is not None and done >= stop_after:
             break
-        train_loss = _train_epoch(step_model, spec, batches, optimizer, steps, device,
-                                  params.precision)
-        valid_loss = validator(model)
-        scheduler.step(valid_loss)
-        record = {"epoch": epoch, "train_loss": train_loss, "valid_loss": valid_loss,
-                  "lr": optimizer.param_groups[0]["lr"]}
-        run.history.append(record)
-        if valid_loss < run.best_loss:
-            run.best_loss, run.best_epoch = valid_loss, epoch
-            run.best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-        bar.set_postfix(train=f"{train_loss:.4g}", valid=f"{valid_loss:.4g}")
+        record = solver.epoch(epoch, step_model, batches)
+        bar.set_postfix(train=f"{record['train_loss']:.4g}", valid=f"{record['valid_loss']:.4g}")
         if on_epoch is not None:
             on_epoch(record)
         if checkpoint is not None:
-            _save_checkpoint(checkpoint, run_id, epoch, run, model, optimizer, scheduler)
+            solver.save(checkpoint, epoch)
     del batches  # stops the loader workers
-    if run.best_state is None:
-        raise ValueError(f"train {target}: every validation loss is NaN or infinite (training "
-                         f"diverged - try a lower train.lr - or the '{target}' stems are silent)")
-    log.info("%s: best epoch %d of %d, validation loss %.4g", target, run.best_epoch + 1,
-             params.epochs, run.best_loss)
-    return TrainResult(run.best_state, run.history, run.best_epoch, run.best_loss, mean, scale)
+    return solver.result()
 
 
 @dataclass(frozen=True, kw_only=True)
