@@ -63,7 +63,7 @@ def run(argv: list[str] | None = None) -> None:
 
         train, reference = inputs(train_folders, "excerpts train"), inputs(ref_folders, "excerpts ref")
         models = {t: load_model(args.models / f"{t}.pth", config) for t in TARGETS}
-        result = attribute_models(models, train, reference, params.unlearn, args.quiet,
+        result = attribute_models(models, train, reference, params, args.quiet,
                                   naive=args.naive_out is not None)
         names = [s.name for s in train]
         info = {"models": args.models.name, "n_train": len(names), "n_reference": len(reference)}

@@ -13,6 +13,7 @@ from stages.lib.attribution import (
     FlatModel,
     UnlearnParams,
     attribute,
+    energy_mse_per_example,
     loss_scores,
     mse_per_example,
     scores_from_delta,
@@ -240,6 +241,44 @@ def test_detection_report_per_kind() -> None:
     assert set(report) == {"any", "bleeding", "label_noise"}
 
 
+def test_energy_loss_ignores_a_common_level_and_survives_a_silent_target() -> None:
+    g = torch.Generator().manual_seed(3)
+    out, tgt, mix = (torch.rand(3, 2, 5, 7, generator=g) for _ in range(3))
+    base = energy_mse_per_example(out, tgt, mix)
+    torch.testing.assert_close(energy_mse_per_example(4 * out, 4 * tgt, 4 * mix), base)
+    silent = energy_mse_per_example(out, torch.zeros_like(tgt), mix)
+    assert torch.isfinite(silent).all()
+    torch.testing.assert_close(silent, mse_per_example(out, 0 * tgt) / (0.01 * mix.pow(2).mean((1, 2, 3))))
+
+
+@pytest.mark.parametrize("loss", [mse_per_example, energy_mse_per_example])
+def test_a_louder_song_weighs_more_only_under_the_plain_mse(loss) -> None:
+    """A linear model's output scales with its input: a training song played 10x louder has a
+    100x larger MSE (and gradient, which also dominates the Fisher); the energy loss sees the
+    same song, so every score stays the same."""
+    model = torch.nn.Linear(5, 1, bias=False).double()
+    train, ref = _linear_songs(6, 4, 5, 1), _linear_songs(3, 4, 5, 2)
+    params = params_of(UnlearnParams, "attribute.unlearn", alpha=0.1, damping=0.01,
+                       damping_relative=False, mode="linear")
+    quiet = attribute(model, train, ref, params, loss=loss)
+    loud = attribute(model, [(10 * x, 10 * y) for x, y in train[:1]] + train[1:], ref, params,
+                     loss=loss)
+    if loss is energy_mse_per_example:
+        np.testing.assert_allclose(loud.baseline, quiet.baseline, rtol=1e-9)
+        np.testing.assert_allclose(loud.delta, quiet.delta, rtol=1e-9)
+    else:
+        np.testing.assert_allclose(loud.baseline[0], 100 * quiet.baseline[0], rtol=1e-9)
+        assert not np.allclose(loud.delta, quiet.delta, rtol=0.1)
+
+
 def test_mse_per_example_shape() -> None:
     out = mse_per_example(torch.ones(3, 2, 4), torch.zeros(3, 2, 4))
     assert out.shape == (3,) and torch.all(out == 1)
+
+
+def test_an_unknown_attribution_loss_is_refused_at_load_time() -> None:
+    from stages.lib.attribution_inputs import AttributeParams
+
+    with pytest.raises(ValueError, match=r"attribute\.loss: 'l1' is not one of \['mse', 'energy'\]"):
+        params_of(AttributeParams, "attribute", loss="l1")
+    assert params_of(AttributeParams, "attribute", loss="energy").loss == "energy"

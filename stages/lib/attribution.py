@@ -41,8 +41,8 @@ from .scores import zscore
 
 log = logging.getLogger(__name__)
 
-# per-example loss: (model output [B, ...], target [B, ...]) -> [B]
-ExampleLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# per-example loss: (model output [B, ...], target [B, ...], model input [B, ...]) -> [B]
+ExampleLoss = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -65,9 +65,25 @@ class UnlearnParams:
               "the linear mode is a first-order expansion of a single step: use steps: 1")
 
 
-def mse_per_example(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean squared error of each example: ``[B, ...] -> [B]``."""
+def mse_per_example(output: torch.Tensor, target: torch.Tensor,
+                    inputs: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared error of each example: ``[B, ...] -> [B]`` (Open-Unmix's loss; the input is
+    not used)."""
     return ((output - target) ** 2).flatten(1).mean(1)
+
+
+ENERGY_FLOOR = 0.01  # of the input's (mixture's) energy: a silent target stem stays finite
+
+
+def energy_mse_per_example(output: torch.Tensor, target: torch.Tensor,
+                           inputs: torch.Tensor) -> torch.Tensor:
+    """Each example's MSE divided by its target's energy (floored at 1 % of the mixture's): the
+    same for a stem 8 dB louder or softer, where the plain MSE grows with the level squared."""
+    energy = (target**2).flatten(1).mean(1) + ENERGY_FLOOR * (inputs**2).flatten(1).mean(1)
+    return mse_per_example(output, target) / energy
+
+
+LOSSES: dict[str, ExampleLoss] = {"mse": mse_per_example, "energy": energy_mse_per_example}
 
 
 class FlatModel:
@@ -98,7 +114,7 @@ class FlatModel:
 def song_loss(fm: FlatModel, flat: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
               loss: ExampleLoss) -> torch.Tensor:
     """Loss of one song: mean of the per-example losses of its fixed excerpts (a scalar)."""
-    return loss(fm(flat, inputs), targets).mean()
+    return loss(fm(flat, inputs), targets, inputs).mean()
 
 
 def song_grad(fm: FlatModel, flat: torch.Tensor, inputs: torch.Tensor, targets: torch.Tensor,
@@ -123,7 +139,7 @@ def batched_losses(fm: FlatModel, flat: torch.Tensor, songs: list[tuple[torch.Te
     inputs = torch.cat([i for i, _ in songs])
     targets = torch.cat([t for _, t in songs])
     with torch.no_grad():
-        per_example = loss(fm(flat, inputs), targets)
+        per_example = loss(fm(flat, inputs), targets, inputs)
     return torch.stack([chunk.mean() for chunk in torch.split(per_example, counts)])
 
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .attribution import Aggregate, UnlearnParams, attribute
+from .attribution import LOSSES, Aggregate, UnlearnParams, attribute
 from .audio import AudioError, read_wav
 from .params import TARGETS, check
 from .readers import audio_files
@@ -30,6 +31,7 @@ class AttributeParams:
     how the ΔL matrix is aggregated into scores."""
 
     unlearn: UnlearnParams
+    loss: Literal["mse", "energy"]
     aggregate: Aggregate
     excerpts_per_song: int
     excerpt_seconds: float
@@ -112,13 +114,15 @@ class Attributions:
 
 
 def attribute_models(models: dict[str, torch.nn.Module], train: list[SongInputs],
-                     reference: list[SongInputs], params: UnlearnParams, quiet: bool = True,
+                     reference: list[SongInputs], params: AttributeParams, quiet: bool = True,
                      naive: bool = False) -> Attributions:
-    """Attribute every training song with every target model (see :func:`attribution.attribute`)."""
+    """Attribute every training song with every target model (see :func:`attribution.attribute`)
+    with the section's unlearning step and per-example loss."""
     out = Attributions({}, {}, {}, {})
     for target in tqdm(list(models), desc="attribute", unit="model", disable=quiet):
         result = attribute(models[target], [s.pair(target) for s in train],
-                           [s.pair(target) for s in reference], params, naive=naive)
+                           [s.pair(target) for s in reference], params.unlearn,
+                           loss=LOSSES[params.loss], naive=naive)
         out.delta[target], out.baseline[target] = result.delta, result.baseline
         if result.delta_naive is not None:
             out.naive[target] = result.delta_naive

@@ -131,7 +131,7 @@ def unlearn_table(songs: Path, reference: Path, baseline: Path, train: TrainPara
                 for p in tqdm(paths, desc=desc, unit="song", disable=runtime.quiet)]
 
     result = attribute_models(models, inputs(folders, "excerpts"), inputs(valid, "reference"),
-                              attr.unlearn, runtime.quiet)
+                              attr, runtime.quiet)
     unified, per_target = scores_from_delta(result.delta, attr.aggregate)
     log.info("attributed %d songs against %d reference songs", len(folders), len(valid))
     return ScoreTable([f.name for f in folders], per_target, unified)
