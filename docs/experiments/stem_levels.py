@@ -6,11 +6,13 @@ levels by 8 dB), the mixture re-summed, each song's peak 0.5 as in the default. 
 ``python -m stages.clean`` (the pipeline's own training and attribution; on the unchanged songs it
 reproduces the pipeline's seed-0 unified scores exactly) with ``--method unlearn`` for seeds 0-2
 and ``--method fad``, and the detection AUROC of the unified score against the ground truth,
-next to the same AUROC of the default pipeline's scores. Also, on the default pipeline's scores:
-the Spearman correlation of each per-target score (unlearning, small loss) with the stem's level
-over the clean songs. Needs a default ``dvc repro``.
+next to the same AUROC of the default pipeline's scores. Then the same unlearning runs with the
+level-invariant attribution loss (``attribute.loss: energy``) on the levelled and on the default
+songs. Also, on the default pipeline's scores: the Spearman correlation of each per-target score
+(unlearning, small loss) with the stem's level over the clean songs. Needs a default
+``dvc repro``; finished runs are kept in ``--work`` (a second call only prints).
 
-    python docs/experiments/stem_levels.py --work /tmp/stem_levels     # about 5 min on 2 cores
+    python docs/experiments/stem_levels.py --work /tmp/stem_levels     # about 10 min on 2 cores
 """
 
 from __future__ import annotations
@@ -100,23 +102,39 @@ def main() -> None:
     data = work / "data"
     if not (data / "reference").is_dir():
         write_levelled(data)
-    clean = [sys.executable, "-m", "stages.clean", "--quiet", "--songs", str(data / "songs"),
-             "--reference", str(data / "reference"), "--ratio", "0.5"]
-    for seed in SEEDS:
-        subprocess.run([*clean, "--method", "unlearn", "--seed", str(seed), "--out",
-                        str(work / f"unlearn{seed}")], cwd=ROOT, check=True)
-    subprocess.run([*clean, "--method", "fad", "--out", str(work / "fad")], cwd=ROOT, check=True)
+    energy_params = work / "params-energy.yaml"
+    text = (ROOT / "params.yaml").read_text()
+    energy_params.write_text(text.replace("\n  loss: mse ", "\n  loss: energy ", 1))
+    assert energy_params.read_text() != text, "params.yaml: attribute.loss: mse not found"
+    levelled = ["--songs", str(data / "songs"), "--reference", str(data / "reference")]
+    default = ["--songs", str(ROOT / "data/mixed23"), "--reference",
+               str(ROOT / "data/rendered/reference")]
+
+    def clean(out: Path, *args: str) -> Path:
+        if not (out / "ranking.csv").is_file():
+            subprocess.run([sys.executable, "-m", "stages.clean", "--quiet", "--ratio", "0.5",
+                            *args, "--out", str(out)], cwd=ROOT, check=True)
+        return out / "ranking.csv"
+
+    runs = {
+        "unlearning (mse), default songs": [ROOT / f"data/scores/mixed23/unlearn/seed{s}/scores.csv"
+                                            for s in SEEDS],
+        "unlearning (mse), levels +-8 dB": [
+            clean(work / f"unlearn{s}", *levelled, "--method", "unlearn", "--seed", str(s))
+            for s in SEEDS],
+        "unlearning (energy), default": [
+            clean(work / f"energy-default{s}", *default, "--params", str(energy_params),
+                  "--method", "unlearn", "--seed", str(s)) for s in SEEDS],
+        "unlearning (energy), levels +-8": [
+            clean(work / f"energy{s}", *levelled, "--params", str(energy_params),
+                  "--method", "unlearn", "--seed", str(s)) for s in SEEDS],
+        "FAD, default songs": [ROOT / "data/scores/mixed23/fad/scores.csv"],
+        "FAD, stem levels +-8 dB": [clean(work / "fad", *levelled, "--method", "fad")]}
     truth = {t["name"]: t["corruption"]
              for t in json.loads((ROOT / "data/truth/mixed23.json").read_text())["tracks"]}
-    rows = {
-        "unlearning, default songs": [ROOT / f"data/scores/mixed23/unlearn/seed{s}/scores.csv"
-                                      for s in SEEDS],
-        "unlearning, stem levels +-8 dB": [work / f"unlearn{s}/ranking.csv" for s in SEEDS],
-        "FAD, default songs": [ROOT / "data/scores/mixed23/fad/scores.csv"],
-        "FAD, stem levels +-8 dB": [work / "fad/ranking.csv"]}
-    for name, paths in rows.items():
+    for name, paths in runs.items():
         values = [auroc(p, truth) for p in paths]
-        print(f"{name:32s} AUROC {np.mean(values):.3f}  per baseline "
+        print(f"{name:34s} AUROC {np.mean(values):.3f}  per baseline "
               + " ".join(f"{v:.3f}" for v in values))
     for dataset in ("mixed23", "effectsdb"):
         dataset_truth = {t["name"]: t["corruption"] for t in json.loads(
