@@ -13,6 +13,9 @@ A model is the unit of work: an interrupted study trains an unfinished model aga
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -20,15 +23,26 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from .audio import Track
 from .data import SongList, SongTable
 from .evaluation import EvalParams, load_separator, score_tracks, summarize
-from .io import atomic_path, read_json, write_json
-from .params import TARGETS, ParamsError, select_device
-from .unmix import Loading, TrainParams, model_config, train_target
+from .io import atomic_path, dumps_json, read_json, write_json
+from .params import TARGETS, ParamsError, RuntimeParams, as_plain, select_device
+from .plots import save_png
+from .unmix import (
+    Loading,
+    TrainParams,
+    check_song_lengths,
+    die_with_parent,
+    model_config,
+    train_target,
+    training_key,
+)
 
 log = logging.getLogger(__name__)
+KEY = "museval_sdr_db_avg"  # the metric the study reports
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -209,3 +223,86 @@ def compare_committed(work: Path, committed: Path, conditions: Sequence[str],
                 committed / condition / f"seed{seed}", TARGETS)
             for condition in conditions for seed in seeds
             if (committed / condition / f"seed{seed}").is_dir()}
+
+
+NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+
+def parse_conditions(specs: list[str]) -> dict[str, Path]:
+    """``<dataset>/<name>=<song-list.json>`` specs; names become folders under ``--work``."""
+    out: dict[str, Path] = {}
+    for spec in specs:
+        name, sep, path = spec.partition("=")
+        parts = name.split("/")
+        if (not sep or not path or len(parts) != 2
+                or not all(NAME.fullmatch(p) and p not in (".", "..") for p in parts)):
+            raise ParamsError(f"--condition {spec!r}: expected <dataset>/<name>=<song-list.json> "
+                              "(names of letters, digits, '_', '-', '.')")
+        if name in out:
+            raise ParamsError(f"--condition {name}: given twice")
+        out[name] = Path(path)
+    return out
+
+
+def read_conditions(conditions: dict[str, Path], params: TrainParams,
+                  sample_rate: int) -> dict[str, SongList]:
+    """Every song list, song and stem readable and long enough: found now, not after hours."""
+    lists = {}
+    for name, path in conditions.items():
+        try:
+            lists[name] = SongList.read(path)
+            table = SongTable.open(lists[name].all_folders(), sample_rate)
+            check_song_lengths(table, np.arange(len(table)), params.model.n_fft)
+        except (OSError, ValueError) as err:
+            raise ParamsError(f"--condition {name}: {err}") from err
+    return lists
+
+
+def snapshot_keys(conditions: dict[str, SongList], valid: tuple[str, ...], seeds: list[int],
+          params: TrainParams, evaluation: EvalParams, test: list[str], base_rate: int,
+          runtime: RuntimeParams) -> dict[tuple[str, int], dict]:
+    """What each (condition, seed) folder's snapshots and scores depend on."""
+    return {(c, s): {"training": training_key(songs.songs, valid, params, s, base_rate,
+                                              runtime.device, runtime.worker_threads),
+                     "evaluate": as_plain(evaluation), "test": test}
+            for c, songs in conditions.items() for s in seeds}
+
+def train_snapshots(jobs: Sequence[SnapshotJob], workers: int, quiet: bool) -> None:
+    """Train the jobs' models, ``workers`` spawned processes at a time (they die with this one)."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(max(1, workers), initializer=die_with_parent,
+                      initargs=(os.getpid(),)) as pool:
+        for _ in tqdm(pool.imap_unordered(run_snapshot_job, jobs), total=len(jobs),
+                      desc="train", unit="model", disable=quiet):
+            pass
+
+
+def write_study(out: Path, runs: dict, epochs: Sequence[int], seeds: Sequence[int],
+                conditions: dict[str, Path], report: str) -> None:
+    """``length.json`` (metrics per condition, epochs, seed), ``report.md`` and
+    ``sdr_vs_epochs.png``, written atomically into ``out``."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        (tmp / "length.json").write_text(dumps_json(
+            {"epochs": list(epochs), "seeds": list(seeds), "metric": KEY,
+             "conditions": {c: str(p) for c, p in conditions.items()},
+             "runs": {c: {str(e): {str(s): m for s, m in r.items()} for e, r in by.items()}
+                      for c, by in runs.items()}}))
+        (tmp / "report.md").write_text(report)
+        save_png(tmp / "sdr_vs_epochs.png", lambda ax: _plot(ax, runs, tuple(epochs)))
+
+
+def _plot(ax, runs: dict, epochs: tuple[int, ...]) -> None:  # noqa: ANN001
+    from matplotlib.ticker import NullFormatter
+
+    datasets = sorted({c.split("/")[0] for c in runs})
+    styles = dict(zip(datasets, ("-", "--", ":", "-."), strict=False))
+    for condition, by_epoch in runs.items():
+        means = [np.mean([m[KEY] for m in by_epoch[e].values() if m.get(KEY) is not None])
+                 for e in epochs]
+        ax.plot(epochs, means, marker="o", linestyle=styles.get(condition.split("/")[0], "-"),
+                label=condition)
+    ax.set(xlabel="epochs (log scale)", ylabel="museval SDR avg (dB), mean over seeds",
+           xscale="log", xticks=list(epochs), xticklabels=[str(e) for e in epochs])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.legend(fontsize=7)
