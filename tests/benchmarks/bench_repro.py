@@ -74,8 +74,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", type=Path, help="a .ci/profiles/*.yaml to apply first")
-    parser.add_argument("--keep", type=Path, help="clone here and keep it (default: a temp dir)")
+    parser.add_argument("--keep", type=Path, help="a new or empty folder to clone into and keep "
+                        "(default: a temporary folder, removed at the end)")
     args = parser.parse_args()
+    if args.keep is not None and args.keep.exists() and any(args.keep.iterdir()):
+        sys.exit(f"error: bench_repro: --keep {args.keep}: not empty; refusing to write into it")
     scratch = args.keep or Path(tempfile.mkdtemp(prefix="bench_repro_"))
     clone = scratch / "repo"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
