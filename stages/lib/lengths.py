@@ -43,6 +43,7 @@ from .unmix import (
 
 log = logging.getLogger(__name__)
 KEY = "museval_sdr_db_avg"  # the metric the study reports
+NAME = re.compile(r"[A-Za-z0-9_.-]+")  # a condition's dataset and name (folders under --work)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -225,9 +226,6 @@ def compare_committed(work: Path, committed: Path, conditions: Sequence[str],
             if (committed / condition / f"seed{seed}").is_dir()}
 
 
-NAME = re.compile(r"[A-Za-z0-9_.-]+")
-
-
 def parse_conditions(specs: list[str]) -> dict[str, Path]:
     """``<dataset>/<name>=<song-list.json>`` specs; names become folders under ``--work``."""
     out: dict[str, Path] = {}
@@ -245,7 +243,7 @@ def parse_conditions(specs: list[str]) -> dict[str, Path]:
 
 
 def read_conditions(conditions: dict[str, Path], params: TrainParams,
-                  sample_rate: int) -> dict[str, SongList]:
+                    sample_rate: int) -> dict[str, SongList]:
     """Every song list, song and stem readable and long enough: found now, not after hours."""
     lists = {}
     for name, path in conditions.items():
@@ -259,8 +257,8 @@ def read_conditions(conditions: dict[str, Path], params: TrainParams,
 
 
 def snapshot_keys(conditions: dict[str, SongList], valid: tuple[str, ...], seeds: list[int],
-          params: TrainParams, evaluation: EvalParams, test: list[str], base_rate: int,
-          runtime: RuntimeParams) -> dict[tuple[str, int], dict]:
+                  params: TrainParams, evaluation: EvalParams, test: list[str], base_rate: int,
+                  runtime: RuntimeParams) -> dict[tuple[str, int], dict]:
     """What each (condition, seed) folder's snapshots and scores depend on."""
     return {(c, s): {"training": training_key(songs.songs, valid, params, s, base_rate,
                                               runtime.device, runtime.worker_threads),
