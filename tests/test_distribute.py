@@ -49,14 +49,14 @@ needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="git is neede
 def test_the_project_graph_marks_model_stages_as_gpu_cells() -> None:
     cells = read_cells(ROOT)
     gpu = {n for n, c in cells.items() if c.gpu}
-    assert {"train@contaminated-0", "train_effectsdb@0", "evaluate_trivial", "embed@mixed23",
+    assert {"train@baseline0-0", "train@baseline3-0", "evaluate_trivial", "embed@mixed23",
             "attribute@mixed23-0", "train_sanity", "attribute_sanity",
             "random_retrain@mixed23-0.5-4", "random_evaluate@effectsdb-0.5-0"} <= gpu
     assert not gpu & {"render", "filter@mixed23-fad-0.5", "fad_scores@mixed23", "report",
                       "mlp_scores@mixed23", "random_filter@mixed23-0.5-0"}
     assert {n for n, c in cells.items() if c.training} == {
         n for n in cells
-        if n.split("@")[0] in ("train", "train_effectsdb", "retrain", "train_sanity", "random_retrain")}
+        if n.split("@")[0] in ("train", "retrain", "train_sanity", "random_retrain")}
     names = list(cells)
     for name, cell in cells.items():  # parents first
         assert all(names.index(p) < names.index(name) for p in cell.parents)
@@ -428,11 +428,11 @@ def test_smoke_profile_on_ray_equals_the_stored_serial_run(tmp_path: Path,
     work = tmp_path / "work"
     opts = Options(None, 2, 2, tmp_path / "cache-distributed", work, 1, False, False)
     checkpoint = repo / "data/checkpoints/mixed23/contaminated/seed0/vocals.pt"
-    summary = _run_with_a_kill(repo, work, opts, "train_contaminated-0", checkpoint)
+    summary = _run_with_a_kill(repo, work, opts, "train_baseline0-0", checkpoint)
     record = json.loads(summary.read_text())
     cells = record["cells"]
-    assert cells["train@contaminated-0"]["attempt"] == 2
-    assert "resuming from epoch" in Path(cells["train@contaminated-0"]["log"]).read_text()
+    assert cells["train@baseline0-0"]["attempt"] == 2
+    assert "resuming from epoch" in Path(cells["train@baseline0-0"]["log"]).read_text()
     assert _overlap(cells)
     # only the report runs in the gather: its uncached outputs keep it out of DVC's run-cache
     assert "report" not in cells and not read_cells(repo)["report"].restorable

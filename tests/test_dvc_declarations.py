@@ -147,7 +147,7 @@ def test_run_cache_restores_a_training_cell_in_another_clone(tmp_path: Path) -> 
     subprocess.run(["git", "init", "-q"], **run)
     subprocess.run(["git", "add", "-A"], **run)
     subprocess.run(["git", "commit", "-qm", "smoke"], **run)
-    cell = "train@contaminated-0"
+    cell = "train@baseline0-0"
     clones = []
     for name in ("a", "b"):
         clone = tmp_path / name

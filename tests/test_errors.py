@@ -270,33 +270,44 @@ def test_killing_a_training_leaves_no_worker_behind(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-m", "stages.train", "--params", str(params),
                              "--songs", str(tmp_path / "l.json"), "--valid",
                              str(tmp_path / "songs"), "--seed", "0", "--out",
-                             str(tmp_path / "m"), "--quiet"], cwd=ROOT,
+                             str(tmp_path / "m"), "--checkpoints", str(tmp_path / "ck"),
+                             "--quiet"], cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
-    def children() -> list[int]:
-        pids = []
+    def descendants() -> dict[int, str]:
+        """Every process below the stage (``{pid: name}``): the fork server, the resource
+        tracker and the workers the server forked."""
+        parents: dict[int, int] = {}
+        names: dict[int, str] = {}
         for status in Path("/proc").glob("[0-9]*/status"):
             try:
                 fields = dict(line.split(":\t", 1) for line in status.read_text().splitlines()
                               if ":\t" in line)
             except OSError:
                 continue
-            if fields.get("PPid", "").strip() == str(proc.pid):
-                pids.append(int(status.parent.name))
-        return pids
+            pid = int(status.parent.name)
+            parents[pid], names[pid] = int(fields.get("PPid", "0")), fields.get("Name", "")
+        below, grown = {proc.pid}, True
+        while grown:
+            new = {pid for pid, parent in parents.items() if parent in below} - below
+            below |= new
+            grown = bool(new)
+        return {pid: names[pid] for pid in below - {proc.pid}}
+
+    def running(pid: int) -> bool:
+        return Path(f"/proc/{pid}").exists() and "zombie" not in Path(
+            f"/proc/{pid}/status").read_text()
 
     deadline = time.time() + 120
-    while len(children()) < 3 and time.time() < deadline:  # resource tracker + 2 workers
-        time.sleep(0.2)
-    workers = children()
-    assert len(workers) >= 2, "the training never started its workers"
+    while time.time() < deadline and not (tmp_path / "ck" / "vocals.pt").exists():
+        time.sleep(0.2)  # until a worker has finished an epoch: mid-training
+    assert (tmp_path / "ck" / "vocals.pt").exists(), "the training never got going"
+    workers = descendants()
+    assert len(workers) >= 3, f"expected a fork server and 2 workers, got {workers}"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     deadline = time.time() + 30
-    while time.time() < deadline and any(Path(f"/proc/{p}").exists() and
-                                         "zombie" not in Path(f"/proc/{p}/status").read_text()
-                                         for p in workers):
+    while time.time() < deadline and any(running(p) for p in workers):
         time.sleep(0.2)
-    alive = [p for p in workers if Path(f"/proc/{p}").exists()
-             and "zombie" not in Path(f"/proc/{p}/status").read_text()]
+    alive = [p for p in workers if running(p)]
     assert alive == [], f"workers {alive} outlived their killed parent"

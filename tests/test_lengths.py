@@ -36,7 +36,7 @@ def test_a_snapshot_is_what_a_run_of_that_length_keeps(tmp_path: Path, patience:
     job = SnapshotJob(condition="toy/contaminated", songs=song_list, valid=valid, target="bass",
                       seed=4, epochs=(1, 3), params=params, sample_rate=SR,
                       threads=torch.get_num_threads(), device="cpu",
-                      loading=Loading(workers=0, preload=False), work=tmp_path / "work")
+                      loading=Loading(workers=0, preload_mib=0), work=tmp_path / "work")
     table, valid_table = SongTable.open(songs, SR), SongTable.open(valid, SR)
     stale = tmp_path / "work" / "checkpoints" / "toy/contaminated" / "seed4" / "bass.pt"
     stale.parent.mkdir(parents=True)

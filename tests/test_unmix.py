@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import pickle
 from pathlib import Path
 
@@ -159,7 +160,8 @@ def test_streamed_preloaded_and_worker_batches_are_the_same(banks) -> None:
     """Seeking excerpts on disk, decoding songs into RAM, and loader processes: same batches,
     same weights (batches are seeded per step, not by a stream that workers would share)."""
     bank, valid = banks
-    ram = SongTable.open(bank.folders, SR, preload=True)
+    ram = SongTable.open(bank.folders, SR, preload_mib=math.inf)
+    assert ram.preloaded and not bank.preloaded
     for table in (bank, ram):
         sampler = ExcerptSampler(table, np.arange(3), "drums", TINY.sampler)
         batches = TrainingBatches(sampler, 7, TINY.steps_per_epoch, TINY.batch_size)
@@ -171,7 +173,7 @@ def test_streamed_preloaded_and_worker_batches_are_the_same(banks) -> None:
         assert np.array_equal(m1, m2) and np.array_equal(t1, t2)
     assert not np.array_equal(first[0][0], first[1][0])  # steps differ
     runs = [train_target(table, np.arange(3), valid, "drums", TINY, 5, CPU, quiet=True,
-                         loading=Loading(workers=workers, preload=table is ram))
+                         loading=Loading(workers=workers, preload_mib=0))
             for table, workers in ((bank, 0), (ram, 0), (bank, 2))]
     for run in runs[1:]:
         assert run.history == runs[0].history

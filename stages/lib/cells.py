@@ -48,7 +48,7 @@ class DistributeError(ValueError):
 
 @dataclass(frozen=True)
 class Cell:
-    """One DVC stage (``train@contaminated-0``): its parent stages, the modules it runs, paths."""
+    """One DVC stage (``train@baseline0-0``): its parent stages, the modules it runs, paths."""
 
     name: str
     parents: tuple[str, ...]

@@ -90,9 +90,9 @@ class SongTable:
     """Training songs read from disk on demand: excerpts are seeked, never whole files decoded.
 
     :meth:`open` checks every stem's header (rate, channels, equal lengths) without decoding, so
-    a process holds only the excerpts of the batch in flight, whatever the number of songs. With
-    ``preload`` the stems are decoded once into RAM instead (small sets; same values, bit for
-    bit). Files must be at the pipeline's sample rate: training never resamples per step.
+    a process holds only the excerpts of the batch in flight, whatever the number of songs. A set
+    whose decoded samples fit ``preload_mib`` is decoded once into RAM instead (same values, bit
+    for bit). Files must be at the pipeline's sample rate: training never resamples per step.
     """
 
     def __init__(self, songs: list[Song], sample_rate: int,
@@ -103,13 +103,19 @@ class SongTable:
 
     @classmethod
     def open(cls, folders: list[str] | tuple[str, ...], sample_rate: int,
-             preload: bool = False) -> SongTable:
-        """Index ``folders`` (headers only; ``preload``: decode everything once)."""
+             preload_mib: float = 0.0) -> SongTable:
+        """Index ``folders`` (headers only); decode every song once into RAM when they take at
+        most ``preload_mib`` MiB as float32 (0: never; ``math.inf``: always)."""
         songs = [_song(folder, sample_rate) for folder in folders]
         audio = None
-        if preload:
+        if preload_mib > 0 and decoded_mib(songs) <= preload_mib:
             audio = [np.stack([read_wav(p, sample_rate) for p in song.stems]) for song in songs]
         return cls(songs, sample_rate, audio)
+
+    @property
+    def preloaded(self) -> bool:
+        """Whether the songs are held decoded in RAM."""
+        return self._audio is not None
 
     @property
     def folders(self) -> list[str]:
@@ -159,6 +165,11 @@ class SongTable:
 
 
 _EDGE = 1 << 20
+
+
+def decoded_mib(songs: list[Song]) -> float:
+    """MiB that ``songs`` take decoded: stereo float32, one file per stem."""
+    return sum(song.frames * len(song.stems) * 2 * 4 for song in songs) / 2**20
 
 
 def song_digest(folder: str | Path) -> str:

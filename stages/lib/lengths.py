@@ -13,7 +13,6 @@ A model is the unit of work: an interrupted study trains an unfinished model aga
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import os
 import re
 import shutil
@@ -35,11 +34,12 @@ from .unmix import (
     Loading,
     TrainParams,
     check_song_lengths,
-    die_with_parent,
     model_config,
     train_target,
     training_key,
 )
+from .workers import context as worker_context
+from .workers import die_with_parent
 
 log = logging.getLogger(__name__)
 KEY = "museval_sdr_db_avg"  # the metric the study reports
@@ -60,7 +60,7 @@ class SnapshotJob:
     sample_rate: int
     threads: int
     device: str            # runtime.device
-    loading: Loading       # runtime.loader_workers / preload_audio (never change a result)
+    loading: Loading       # runtime.loader_workers / preload_mib (never change a result)
     work: Path             # <work>/<condition>/seed<k>/e<E>/<target>.pth
 
     def snapshot(self, epoch: int) -> Path:
@@ -266,9 +266,8 @@ def snapshot_keys(conditions: dict[str, SongList], valid: tuple[str, ...], seeds
             for c, songs in conditions.items() for s in seeds}
 
 def train_snapshots(jobs: Sequence[SnapshotJob], workers: int, quiet: bool) -> None:
-    """Train the jobs' models, ``workers`` spawned processes at a time (they die with this one)."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(max(1, workers), initializer=die_with_parent,
+    """Train the jobs' models, ``workers`` processes at a time (they die with this one)."""
+    with worker_context().Pool(max(1, workers), initializer=die_with_parent,
                       initargs=(os.getpid(),)) as pool:
         for _ in tqdm(pool.imap_unordered(run_snapshot_job, jobs), total=len(jobs),
                       desc="train", unit="model", disable=quiet):

@@ -219,13 +219,14 @@ class RuntimeParams:
     threads: int
     worker_threads: int
     loader_workers: int
-    preload_audio: bool
+    preload_mib: float
 
     def __post_init__(self) -> None:
         check_range(self.workers, 1, 256, "runtime.workers")
         check_range(self.loader_workers, 0, 256, "runtime.loader_workers")
         check_range(self.threads, 1, 1024, "runtime.threads")
         check_range(self.worker_threads, 1, 1024, "runtime.worker_threads")
+        check_range(self.preload_mib, 0, 2**30, "runtime.preload_mib")
 
 
 def load_runtime(path: str | Path) -> RuntimeParams:

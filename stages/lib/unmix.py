@@ -32,6 +32,7 @@ from tqdm import tqdm
 from . import audio as audio_module
 from . import data as data_module
 from . import readers as readers_module
+from . import workers as workers_module
 from .audio import AudioError
 from .data import ExcerptSampler, SamplerParams, SongTable, TrainingBatches, song_digest
 from .io import atomic_path, dumps_json, is_marked, read_json
@@ -346,12 +347,12 @@ class Loading:
     """How a training process gets its batches; never changes a result (the ``runtime`` section)."""
 
     workers: int        # loader processes per training (0: batches built in the trainer)
-    preload: bool       # decode the songs into RAM once instead of seeking excerpts on disk
+    preload_mib: float  # decode the songs into RAM once when they fit, instead of seeking on disk
 
 
 def loading(runtime: RuntimeParams) -> Loading:
     """The ``runtime`` section's loader settings."""
-    return Loading(workers=runtime.loader_workers, preload=runtime.preload_audio)
+    return Loading(workers=runtime.loader_workers, preload_mib=runtime.preload_mib)
 
 
 def _batches(sampler: ExcerptSampler, seed: int, steps: int, params: TrainParams, first: int,
@@ -484,7 +485,7 @@ def train_target(table: SongTable, songs: np.ndarray, valid: SongTable, target: 
         for record in solver.run.history if on_epoch is not None else []:
             on_epoch(record)  # replay, so the epoch log is complete after a resume
     batches = _batches(solver.sampler, seed, solver.steps, params, solver.run.start,
-                       loading or Loading(workers=0, preload=False), device)
+                       loading or Loading(workers=0, preload_mib=0), device)
     step_model = _compiled(solver.model, params)
     bar = tqdm(range(solver.run.start, params.epochs), desc=f"train {target}", unit="epoch",
                disable=quiet)
@@ -523,7 +524,7 @@ class TargetJob:
 def run_target_job(job: TargetJob) -> TrainResult:
     """Index the job's songs and train its target (runs in a worker process or inline)."""
     torch.set_num_threads(job.threads)
-    table = SongTable.open(job.folders, job.sample_rate, preload=job.loading.preload)
+    table = SongTable.open(job.folders, job.sample_rate, preload_mib=job.loading.preload_mib)
     valid = SongTable.open(job.valid_folders, job.sample_rate)
     live = None
     if job.live_dir is not None:
@@ -547,35 +548,20 @@ def run_target_job(job: TargetJob) -> TrainResult:
             live.end()
 
 
-def die_with_parent(parent: int) -> None:
-    """Worker initialiser: on Linux the kernel kills this worker when its parent dies, so a
-    killed training leaves no process behind writing checkpoints."""
-    import ctypes
-    import os
-    import signal
-    import sys
-
-    if sys.platform.startswith("linux"):
-        pr_set_pdeathsig = 1
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before the call above
-        os._exit(1)
-
-
 def train_targets(jobs: list[TargetJob], workers: int) -> dict[str, TrainResult]:
-    """Train several target models, ``workers`` processes at a time (spawned: torch-safe).
+    """Train several target models, ``workers`` processes at a time (forked from the fork
+    server of :mod:`.workers`, which :func:`.workers.start_server` may have started already).
 
     Each target has its own seed stream and thread count, so results do not depend on
     ``workers``. Workers die with the calling process.
     """
     if workers <= 1 or len(jobs) <= 1:
         return {job.target: run_target_job(job) for job in jobs}
-    import multiprocessing
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=context,
-                             initializer=die_with_parent, initargs=(os.getpid(),)) as pool:
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=workers_module.context(),
+                             initializer=workers_module.die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         results = list(pool.map(run_target_job, jobs))
     return {job.target: result for job, result in zip(jobs, results, strict=True)}

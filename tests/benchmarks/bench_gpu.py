@@ -261,7 +261,7 @@ def scale(args: argparse.Namespace) -> None:
         start = time.time()
         result = train_target(table, np.arange(len(songs)), valid_table, "vocals", params, 0,
                               device, on_epoch=on_epoch, quiet=True,
-                              loading=Loading(workers=workers, preload=False))
+                              loading=Loading(workers=workers, preload_mib=0))
         total = time.time() - start
         busy = util.stop() if util is not None else None
         peak = ({"gpu_peak_allocated_mib": torch.cuda.max_memory_allocated() / 2**20,

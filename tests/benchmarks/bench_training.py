@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import subprocess
 import sys
 import tempfile
@@ -100,7 +101,8 @@ def rss(args: argparse.Namespace) -> None:
             run = scratch / f"run-{n}-{preload}"
             run.mkdir(exist_ok=True)
             params = _params(run, {"runtime": {"workers": 1, "worker_threads": 2,
-                                               "loader_workers": 0, "preload_audio": preload},
+                                               "loader_workers": 0,
+                                               "preload_mib": 2**30 if preload else 0},
                                    "train": {"epochs": 1, "steps_per_epoch": args.steps}})
             song_list = run / "songs.json"
             folders = [f"../songs/s{i:03d}" for i in range(n)]
@@ -134,15 +136,15 @@ def throughput(args: argparse.Namespace) -> None:
     songs = SongList.read(ROOT / "data/lists/mixed23/contaminated.json").songs["vocals"]
     valid_folders = [str(p) for p in list_track_folders(ROOT / "data/rendered/reference")]
     steps = params.steps_per_epoch
-    runs = (("in RAM (preload)", Loading(workers=0, preload=True), params),
-            ("streamed, 0 loader workers", Loading(workers=0, preload=False), params),
-            ("streamed, 1 loader worker", Loading(workers=1, preload=False), params),
-            ("streamed, 0 workers, bf16", Loading(workers=0, preload=False),
+    runs = (("in RAM (preload)", Loading(workers=0, preload_mib=math.inf), params),
+            ("streamed, 0 loader workers", Loading(workers=0, preload_mib=0), params),
+            ("streamed, 1 loader worker", Loading(workers=1, preload_mib=0), params),
+            ("streamed, 0 workers, bf16", Loading(workers=0, preload_mib=0),
              dataclasses.replace(params, precision="bf16")))
     for label, loading, run_params in runs:
         start = time.time()
         stamps: list[float] = []
-        table = SongTable.open(songs, SR, preload=loading.preload)
+        table = SongTable.open(songs, SR, preload_mib=loading.preload_mib)
         valid = SongTable.open(valid_folders, SR)
         train_target(table, np.arange(len(table)), valid, "vocals", run_params, 0,
                      torch.device("cpu"), on_epoch=lambda _r, s=stamps: s.append(time.time()),
