@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import write_params
 
-from stages import check_metrics
+from stages.tools import check_metrics
 
 
 def _metrics(avg: float) -> dict:

@@ -1,4 +1,4 @@
-"""``python -m stages.clean``: rank a user's folder against a trusted clean set, keep the top."""
+"""``python -m stages.tools.clean``: rank a user's folder against a trusted clean set, keep the top."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 from conftest import tone_stems, write_params, write_stems
 from test_scoring_stages import _params as _scoring_params
 
-from stages import clean
 from stages.lib.params import TARGETS, read_yaml
 from stages.lib.scores import ScoreTable
+from stages.tools import clean
 
 
 def _params(tmp: Path) -> Path:

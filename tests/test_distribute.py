@@ -1,4 +1,4 @@
-"""The distributed runner (stages/distribute.py; stages/lib/distribute.py, cells.py, dagsim.py).
+"""The distributed runner (stages/tools/distribute.py; stages/lib/distribute.py, cells.py, dagsim.py).
 
 * unit: the graph DVC reads from this project's dvc.yaml, the retry / blocking logic with a fake
   executor, the schedule simulation against its bounds, the refusal of a dirty tree;
@@ -341,7 +341,7 @@ def test_the_gather_stops_before_training_a_model_again(tmp_path: Path) -> None:
 @needs_git
 def test_a_dirty_tree_is_refused_with_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    from stages import distribute
+    from stages.tools import distribute
 
     repo = _toy_repo(tmp_path)
     (repo / "toy.py").write_text("# edited\n")
@@ -353,7 +353,7 @@ def test_a_dirty_tree_is_refused_with_one_line(tmp_path: Path, monkeypatch: pyte
 @needs_git
 def test_a_running_cluster_is_not_sized_by_flags(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    from stages import distribute
+    from stages.tools import distribute
 
     monkeypatch.chdir(_toy_repo(tmp_path))
     with pytest.raises(SystemExit, match=r"^error: distribute: --gpus/--cpus size a local"):
@@ -403,7 +403,7 @@ def _smoke_repo(tmp_path: Path, name: str) -> Path:
     """A fresh repository of this working tree (tracked and untracked files, not the pipeline's
     data/ and metrics/) under the smoke profile, in one commit, with a DVC cache of its own."""
     repo = copy_worktree(tmp_path / name)
-    subprocess.run([sys.executable, "-m", "stages.profile", ".ci/profiles/smoke.yaml"], cwd=repo,
+    subprocess.run([sys.executable, "-m", "stages.tools.profile", ".ci/profiles/smoke.yaml"], cwd=repo,
                    check=True)
     _git(repo, "init", "-q")
     _git(repo, "add", "-A")

@@ -113,7 +113,7 @@ def test_dvc_lock_holds_only_current_stages(stages: dict[str, dict]) -> None:
 
 
 def test_applying_a_profile_keeps_comments(tmp_path: Path) -> None:
-    from stages import profile
+    from stages.tools import profile
 
     out = tmp_path / "params.yaml"
     profile.main([str(ROOT / ".ci" / "profiles" / "smoke.yaml"), "--params",
@@ -143,7 +143,7 @@ def test_run_cache_restores_a_training_cell_in_another_clone(tmp_path: Path) -> 
     (src / "dvc.lock").unlink(missing_ok=True)
     cache = tmp_path / "cache"
     run = {"cwd": src, "env": env, "check": True, "capture_output": True, "text": True}
-    subprocess.run([sys.executable, "-m", "stages.profile", ".ci/profiles/smoke.yaml"], **run)
+    subprocess.run([sys.executable, "-m", "stages.tools.profile", ".ci/profiles/smoke.yaml"], **run)
     subprocess.run(["git", "init", "-q"], **run)
     subprocess.run(["git", "add", "-A"], **run)
     subprocess.run(["git", "commit", "-qm", "smoke"], **run)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from conftest import params_of, tone_stems, write_params, write_stems
 
-from stages import clean, evaluate, songlist, train
+from stages import evaluate, train
 from stages.lib.data import SongList, SongTable
 from stages.lib.io import is_marked, output_folder
 from stages.lib.params import (
@@ -29,6 +29,7 @@ from stages.lib.params import (
 )
 from stages.lib.readers import list_track_folders, read_track_folder
 from stages.lib.unmix import ModelParams, TrainParams, load_model, model_config, train_target
+from stages.tools import clean, songlist
 
 ROOT = Path(__file__).resolve().parents[1]
 SR = 8000
@@ -207,7 +208,7 @@ def test_a_stage_error_is_one_line_without_traceback(tmp_path: Path) -> None:
 # --- clean: arguments first, from any directory, the baseline kept -----------------------------
 
 def test_clean_checks_arguments_before_heavy_imports(tmp_path: Path) -> None:
-    code = ("import sys\nfrom stages import clean\ntry:\n    clean.main(sys.argv[1:])\n"
+    code = ("import sys\nfrom stages.tools import clean\ntry:\n    clean.main(sys.argv[1:])\n"
             "except SystemExit as e:\n    print(e.code, '|', 'openunmix' in sys.modules)\n")
     write_stems(tmp_path / "songs" / "a", tone_stems(seconds=0.5))
     for args, message in ((["--ratio", "half"], "--ratio 'half'"),
@@ -218,10 +219,10 @@ def test_clean_checks_arguments_before_heavy_imports(tmp_path: Path) -> None:
                              text=True).stdout
         assert out.startswith("error: clean: ") and message in out and out.endswith("| False\n")
         assert not (tmp_path / "out").exists()
-    usage = subprocess.run([sys.executable, "-m", "stages.clean", "--help"], cwd=tmp_path,
+    usage = subprocess.run([sys.executable, "-m", "stages.tools.clean", "--help"], cwd=tmp_path,
                            capture_output=True, text=True, env={**os.environ,
                                                                 "PYTHONPATH": str(ROOT)}).stdout
-    assert usage.startswith("usage: python -m stages.clean")
+    assert usage.startswith("usage: python -m stages.tools.clean")
 
 
 def test_clean_reference_too_short_fails_before_training(tmp_path: Path) -> None:

@@ -12,11 +12,11 @@ import torch
 from conftest import params_of, tone_stems, write_stems
 from scipy.stats import t
 
-from stages import length_study
 from stages.lib.data import SongTable
 from stages.lib.lengths import SnapshotJob, check_epochs, length_report, run_snapshot_job
 from stages.lib.params import TARGETS, ParamsError
 from stages.lib.unmix import Loading, TrainParams, train_target
+from stages.tools import length_study
 
 SR = 8000
 TINY = params_of(TrainParams, "train",

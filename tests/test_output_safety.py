@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import tone_stems, write_params, write_stems
 
-from stages import clean, train
+from stages import train
 from stages.lib.io import (
     MARKER,
     OutputError,
@@ -19,6 +19,7 @@ from stages.lib.io import (
     mark,
     remove_stale,
 )
+from stages.tools import clean
 
 
 @pytest.fixture

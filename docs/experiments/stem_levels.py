@@ -3,7 +3,7 @@
 Mixed23's 32 contaminated songs and the 8 reference songs again, each stem's level drawn
 uniformly in [-8, +8] dB (seeded by song and stem; the unseen corpus of issue #18 varied stem
 levels by 8 dB), the mixture re-summed, each song's peak 0.5 as in the default. Then
-``python -m stages.clean`` (the pipeline's own training and attribution; on the unchanged songs it
+``python -m stages.tools.clean`` (the pipeline's own training and attribution; on the unchanged songs it
 reproduces the pipeline's seed-0 unified scores exactly) with ``--method unlearn`` for seeds 0-2
 and ``--method fad``, and the detection AUROC of the unified score against the ground truth,
 next to the same AUROC of the default pipeline's scores. Then the same unlearning runs with the
@@ -112,7 +112,7 @@ def main() -> None:
 
     def clean(out: Path, *args: str) -> Path:
         if not (out / "ranking.csv").is_file():
-            subprocess.run([sys.executable, "-m", "stages.clean", "--quiet", "--ratio", "0.5",
+            subprocess.run([sys.executable, "-m", "stages.tools.clean", "--quiet", "--ratio", "0.5",
                             *args, "--out", str(out)], cwd=ROOT, check=True)
         return out / "ranking.csv"
 

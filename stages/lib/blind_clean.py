@@ -1,6 +1,6 @@
 """Clean your own dataset: score every song of a folder against a small trusted clean set.
 
-The three methods of the benchmark as one in-process pipeline (``python -m stages.clean``):
+The three methods of the benchmark as one in-process pipeline (``python -m stages.tools.clean``):
 ``fad`` and ``mlp`` embed both sets; ``unlearn`` trains the Open-Unmix baseline on the songs
 (kept in a ``baseline/`` folder and reused when the same songs, params and seed come again),
 then attributes. Each phase logs one summary line, even without progress bars.

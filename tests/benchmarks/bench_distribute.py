@@ -1,9 +1,9 @@
-"""Benchmark: the distributed runner (python -m stages.distribute) against a serial ``dvc repro``.
+"""Benchmark: the distributed runner (python -m stages.tools.distribute) against a serial ``dvc repro``.
 
     python tests/benchmarks/bench_distribute.py speedup            # smoke profile, 2 CPU workers
     python tests/benchmarks/bench_distribute.py simulate --overhead 4.0
 
-* ``speedup``: one serial ``dvc repro`` and one ``python -m stages.distribute --cpus N`` of a CPU
+* ``speedup``: one serial ``dvc repro`` and one ``python -m stages.tools.distribute --cpus N`` of a CPU
   profile (default: the smoke profile), each in a fresh clone with an empty cache of its own, on
   this machine; wall times, their ratio, whether the outputs are byte-identical, and the per-cell
   overhead of the runner (a cell's wall time minus its command's, for cells with a cost file).
@@ -50,7 +50,7 @@ def _repo(dest: Path, profile: Path | None, cache: Path | None) -> Path:
     copy_worktree(dest)
     run = {"cwd": dest, "env": GIT_ENV, "check": True, "capture_output": True}
     if profile is not None:
-        subprocess.run([sys.executable, "-m", "stages.profile", str(profile)], **run)
+        subprocess.run([sys.executable, "-m", "stages.tools.profile", str(profile)], **run)
     subprocess.run(["git", "init", "-q"], **run)
     subprocess.run(["git", "add", "-A"], **run)
     subprocess.run(["git", "commit", "-qm", "bench"], **run)
@@ -79,7 +79,7 @@ def speedup(args: argparse.Namespace) -> dict:
     serial = _repo(tmp / "serial", args.profile, tmp / "cache-serial")
     dist = _repo(tmp / "distributed", args.profile, tmp / "cache-distributed")
     t_serial = _timed([sys.executable, "-m", "dvc", "repro"], serial, tmp / "serial.log")
-    t_dist = _timed([sys.executable, "-m", "stages.distribute", "--cpus", str(args.workers),
+    t_dist = _timed([sys.executable, "-m", "stages.tools.distribute", "--cpus", str(args.workers),
                      "--work", str(tmp / "work")], dist, tmp / "distributed.log")
     summary = json.loads(next((tmp / "work").glob("*/summary.json")).read_text())
     cells = read_cells(dist)
@@ -118,7 +118,7 @@ def simulate_paper(args: argparse.Namespace) -> dict:
     """The paper DAG on each GPU count, from measured costs and in units of one training."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-paper-dag-"))
     repo = _repo(tmp / "paper", None, None)
-    subprocess.run([sys.executable, "-m", "stages.profile", str(ROOT / ".ci/profiles/paper.yaml")],
+    subprocess.run([sys.executable, "-m", "stages.tools.profile", str(ROOT / ".ci/profiles/paper.yaml")],
                    cwd=repo, check=True)
     cells = read_cells(repo)
     base = _cell_costs(cells, args.costs_from.resolve(), args.untimed)

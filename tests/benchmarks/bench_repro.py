@@ -84,7 +84,7 @@ def main() -> None:
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True)
     env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}"}
     if args.profile is not None:
-        subprocess.run([sys.executable, "-m", "stages.profile", str(args.profile.resolve())],
+        subprocess.run([sys.executable, "-m", "stages.tools.profile", str(args.profile.resolve())],
                        cwd=clone, env=env, check=True)
     start = time.time()
     run = subprocess.run(["dvc", "repro"], cwd=clone, env=env, stdout=subprocess.PIPE,

@@ -1,6 +1,6 @@
 """Training-length study (issue #18): SDR against epochs for baselines and cleaned sets.
 
-    python -m stages.length_study --epochs 5 10 20 30 --seeds 0 1 \
+    python -m stages.tools.length_study --epochs 5 10 20 30 --seeds 0 1 \
         --condition mixed23/contaminated=data/lists/mixed23/contaminated.json \
         --condition mixed23/clean_only=data/lists/mixed23/clean_only.json \
         --condition mixed23/unlearn_r0.5=data/filtered/mixed23/unlearn/r0.5.json \
@@ -21,11 +21,11 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.data import song_digest
-from .lib.evaluation import EvalParams
-from .lib.io import output_folder
-from .lib.lengths import (
+from ..lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
+from ..lib.data import song_digest
+from ..lib.evaluation import EvalParams
+from ..lib.io import output_folder
+from ..lib.lengths import (
     KEY,
     SnapshotJob,
     check_epochs,
@@ -39,15 +39,15 @@ from .lib.lengths import (
     train_snapshots,
     write_study,
 )
-from .lib.params import TARGETS, ParamsError, load_base, load_runtime, load_section, select_device
-from .lib.readers import iter_folder_dataset, list_track_folders
-from .lib.unmix import TrainParams, loading
+from ..lib.params import TARGETS, ParamsError, load_base, load_runtime, load_section, select_device
+from ..lib.readers import iter_folder_dataset, list_track_folders
+from ..lib.unmix import TrainParams, loading
 
-log = logging.getLogger("stages.length_study")
+log = logging.getLogger("stages.tools.length_study")
 
 
 def run(argv: list[str] | None = None) -> None:
-    parser = stage_parser("length_study", __doc__ or "", progress=True)
+    parser = stage_parser("tools.length_study", __doc__ or "", progress=True)
     parser.add_argument("--condition", action="append", required=True,
                         help="<dataset>/<name>=<song-list.json> (repeatable; the baseline is "
                         "<dataset>/contaminated)")

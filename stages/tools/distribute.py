@@ -1,9 +1,9 @@
 """Run the pipeline's cells across GPUs and machines on Ray; DVC stays the source of truth.
 
-    python -m stages.distribute --gpus 4                      # one box with 4 GPUs
-    python -m stages.distribute --address HEAD_IP:6379        # a running Ray cluster (SLURM:
+    python -m stages.tools.distribute --gpus 4                      # one box with 4 GPUs
+    python -m stages.tools.distribute --address HEAD_IP:6379        # a running Ray cluster (SLURM:
                                                               #   .ci/slurm/distribute.sbatch)
-    python -m stages.distribute --cpus 2                      # CPUs only (GPU cells on CPUs)
+    python -m stages.tools.distribute --cpus 2                      # CPUs only (GPU cells on CPUs)
 
 Each DVC stage runs as a Ray task, once its parents are done, in its own clone of HEAD on the
 shared DVC cache (GPU stages ask for a GPU); a failed cell is retried once and resumes from its
@@ -16,13 +16,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .lib.cli import exit_on_user_error, setup_logging
-from .lib.distribute import Options, campaign
+from ..lib.cli import exit_on_user_error, setup_logging
+from ..lib.distribute import Options, campaign
 
 
 def run(argv: list[str] | None = None) -> None:
     """Parse the flags, run the campaign, gather."""
-    parser = argparse.ArgumentParser(prog="python -m stages.distribute", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m stages.tools.distribute", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--address", help="HOST:PORT of a running Ray cluster (ray start --head)")

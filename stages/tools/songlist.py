@@ -1,8 +1,8 @@
 """Make a song list (what ``python -m stages.train --songs`` reads) from a folder of tracks.
 
-    python -m stages.songlist --songs /data/my_multitracks --out all.json
-    python -m stages.songlist --songs /data/my_multitracks --only song1 --only song7 --out two.json
-    python -m stages.songlist --songs /data/my_multitracks --exclude bad_song --out kept.json
+    python -m stages.tools.songlist --songs /data/my_multitracks --out all.json
+    python -m stages.tools.songlist --songs /data/my_multitracks --only song1 --only song7 --out two.json
+    python -m stages.tools.songlist --songs /data/my_multitracks --exclude bad_song --out kept.json
 
 Every target model trains on the same songs; folders are stored relative to the list's own
 folder, so the list works from any directory.
@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import logging
 
-from .lib.cli import exit_on_user_error, setup_logging, stage_parser
-from .lib.data import song_list_for
-from .lib.io import write_json
-from .lib.readers import list_track_folders
+from ..lib.cli import exit_on_user_error, setup_logging, stage_parser
+from ..lib.data import song_list_for
+from ..lib.io import write_json
+from ..lib.readers import list_track_folders
 
-log = logging.getLogger("stages.songlist")
+log = logging.getLogger("stages.tools.songlist")
 
 
 def run(argv: list[str] | None = None) -> None:
     """Write the list; unknown ``--only`` / ``--exclude`` names are an error, never ignored."""
-    parser = stage_parser("songlist", __doc__ or "")
+    parser = stage_parser("tools.songlist", __doc__ or "")
     parser.add_input("--songs", required=True, help="a folder of track folders")
     parser.add_argument("--only", action="append", default=[], help="keep just this song")
     parser.add_argument("--exclude", action="append", default=[], help="leave this song out")

@@ -1,7 +1,7 @@
 """Regression gate: compare the workspace's aggregate metrics with a git revision's.
 
-    python -m stages.check_metrics --against HEAD~1 [--file metrics/mixed23.json ...]
-    python -m stages.check_metrics --baseline .ci/smoke-metrics   # a folder of the same files
+    python -m stages.tools.check_metrics --against HEAD~1 [--file metrics/mixed23.json ...]
+    python -m stages.tools.check_metrics --baseline .ci/smoke-metrics   # a folder of the same files
 
 Every ``*_sdr_db_avg`` mean of every condition present in both is compared; a drop larger than
 ``check_metrics.tolerance_db`` (params) is a regression. Prints a markdown table (like
@@ -15,19 +15,19 @@ import logging
 import sys
 from pathlib import Path
 
-from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.gate import CheckParams, compare, metrics_at, revision_exists
-from .lib.io import read_json
-from .lib.params import load_section
+from ..lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
+from ..lib.gate import CheckParams, compare, metrics_at, revision_exists
+from ..lib.io import read_json
+from ..lib.params import load_section
 
-log = logging.getLogger("stages.check_metrics")
+log = logging.getLogger("stages.tools.check_metrics")
 
 DEFAULT_FILES = (Path("metrics/mixed23.json"), Path("metrics/effectsdb.json"))
 
 
 def run(argv: list[str] | None = None) -> int:
     """Print the comparison table; return the exit status."""
-    parser = stage_parser("check_metrics", __doc__ or "")
+    parser = stage_parser("tools.check_metrics", __doc__ or "")
     parser.add_argument("--against", help="git revision to compare with")
     parser.add_argument("--baseline", type=Path,
                         help="or: a folder holding baseline copies of the --file names")

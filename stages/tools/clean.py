@@ -1,6 +1,6 @@
 """Clean your own dataset: rank a folder of multitrack songs against a small trusted clean set.
 
-    python -m stages.clean --songs /data/my_multitracks --reference /data/trusted_clean \
+    python -m stages.tools.clean --songs /data/my_multitracks --reference /data/trusted_clean \
         --method fad --ratio auto --out cleaned/
 
 Writes into --out (a new or empty folder, or one this command wrote before):
@@ -21,18 +21,18 @@ from __future__ import annotations
 
 import logging
 
-from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
-from .lib.filtering import chosen_ratio, parse_ratio
-from .lib.io import output_folder
-from .lib.params import load_base, load_runtime, load_section
-from .lib.readers import list_track_folders
+from ..lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
+from ..lib.filtering import chosen_ratio, parse_ratio
+from ..lib.io import output_folder
+from ..lib.params import load_base, load_runtime, load_section
+from ..lib.readers import list_track_folders
 
-log = logging.getLogger("stages.clean")
+log = logging.getLogger("stages.tools.clean")
 
 
 def run(argv: list[str] | None = None) -> None:
     """Check the arguments, score, choose the ratio, write ranking and kept list, summarise."""
-    parser = stage_parser("clean", __doc__ or "", progress=True)
+    parser = stage_parser("tools.clean", __doc__ or "", progress=True)
     parser.add_input("--songs", required=True, help="the dataset to clean")
     parser.add_argument("--kind", choices=("folder", "musdb", "moisesdb"), default="folder")
     parser.add_input("--reference", required=True, help="a small trusted clean set (track folders)")
@@ -51,8 +51,8 @@ def run(argv: list[str] | None = None) -> None:
     if args.kind == "folder":
         log.info("clean: %d songs in %s, %d reference songs in %s", len(list_track_folders(
             args.songs)), args.songs, n_ref, args.reference)
-    from .lib import blind_clean as bc  # the heavy imports (torch, openunmix, transformers)
-    from .lib.cleaning import CleaningParams
+    from ..lib import blind_clean as bc  # the heavy imports (torch, openunmix, transformers)
+    from ..lib.cleaning import CleaningParams
 
     output_folder(args.out)  # marked now: a failed run leaves a folder the next run may reuse
     run_on = bc.Runtime(runtime, args.quiet)

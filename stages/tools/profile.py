@@ -1,7 +1,7 @@
 """Apply a params profile: deep-merge an overrides YAML into params.yaml, keeping its comments.
 
-    python -m stages.profile .ci/profiles/smoke.yaml            # edit params.yaml in place
-    python -m stages.profile .ci/profiles/paper.yaml --out /tmp/params.yaml
+    python -m stages.tools.profile .ci/profiles/smoke.yaml            # edit params.yaml in place
+    python -m stages.tools.profile .ci/profiles/paper.yaml --out /tmp/params.yaml
 
 The merged result is validated with the stages' own dataclasses before anything is written, so a
 typo in a profile fails here with the key's name. Only the values the profile sets change: every
@@ -14,15 +14,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .lib.cli import exit_on_user_error
-from .lib.io import replace_text
-from .lib.params import ParamsError, read_yaml
-from .lib.profiles import apply_profile
+from ..lib.cli import exit_on_user_error
+from ..lib.io import replace_text
+from ..lib.params import ParamsError, read_yaml
+from ..lib.profiles import apply_profile
 
 
 def run(argv: list[str] | None = None) -> None:
     """Merge, validate, write."""
-    parser = argparse.ArgumentParser(prog="python -m stages.profile", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m stages.tools.profile", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("profile", type=Path)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
