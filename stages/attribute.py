@@ -67,12 +67,12 @@ def run(argv: list[str] | None = None) -> None:
                                   naive=args.naive_out is not None)
         names = [s.name for s in train]
         info = {"models": args.models.name, "n_train": len(names), "n_reference": len(reference)}
-        write_scores(args.out, names, *scores_from_delta(result.delta, params.aggregate),
+        write_scores(args.out, names, *scores_from_delta(result.delta, params.reduction),
                      sidecar(params, **info, summary=result.summary),
                      {"train_names": names, "reference_names": [s.name for s in reference],
                       "delta": {t: d.tolist() for t, d in result.delta.items()}})
         if args.naive_out is not None:
-            write_scores(args.naive_out, names, *scores_from_delta(result.naive, params.aggregate),
+            write_scores(args.naive_out, names, *scores_from_delta(result.naive, params.reduction),
                          sidecar(params, **info, preconditioner="none (naive unlearning)"),
                          {"train_names": names, "reference_names": [s.name for s in reference],
                           "delta": {t: d.tolist() for t, d in result.naive.items()}})

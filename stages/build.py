@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import logging
 
+from .lib.build import BUILDERS, PoolParams, build_set, pool_names, real_roots
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
-from .lib.datasets import BUILDERS, PoolParams, build_set, pool_names, real_roots
 from .lib.params import load_base, load_section
 
 log = logging.getLogger("stages.build")

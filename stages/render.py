@@ -17,10 +17,10 @@ from tqdm import tqdm
 
 from .lib.audio import write_track
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
-from .lib.datasets import real_tracks
 from .lib.io import atomic_path, dumps_json, library_versions
 from .lib.params import as_plain, load_base, load_section
 from .lib.render import RenderParams, assign_pieces, default_soundfont, plan_song, render_song
+from .lib.sources import real_tracks
 
 log = logging.getLogger("stages.render")
 REAL_SPLITS = ("reference", "test")  # splits render.real_<split> may read from a real dataset

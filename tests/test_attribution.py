@@ -205,7 +205,7 @@ def test_scores_unified_is_mean_over_targets_and_refs() -> None:
     np.testing.assert_allclose(per_target["bass"], [2.0, 2.0])
 
 
-def test_zscore_aggregation_gives_every_reference_an_equal_vote() -> None:
+def test_zscore_reduction_gives_every_reference_an_equal_vote() -> None:
     # reference 0 has 100x the scale of reference 1 and the opposite ordering of the songs
     delta = np.array([[10.0, 0.1], [0.0, 0.3], [5.0, 0.2]])
     mean, _ = scores_from_delta({"vocals": delta})
@@ -216,7 +216,7 @@ def test_zscore_aggregation_gives_every_reference_an_equal_vote() -> None:
     np.testing.assert_allclose(per_target["vocals"], zscored)
     constant = scores_from_delta({"vocals": np.ones((3, 2))}, "zscore")[0]
     np.testing.assert_array_equal(constant, np.zeros(3))  # no division by zero
-    with pytest.raises(ValueError, match="attribute.aggregate"):
+    with pytest.raises(ValueError, match="attribute.reduction"):
         scores_from_delta({"vocals": delta}, "max")  # type: ignore[arg-type]
 
 

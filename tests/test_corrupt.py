@@ -114,7 +114,7 @@ def test_distortion_and_reverb_change_every_stem_and_rebuild_mixture() -> None:
         assert set(info["peak_out"]) == set(TARGETS)
 
 
-def test_effect_normalisation() -> None:
+def test_effect_normalization() -> None:
     out, info = apply_effect(_track(), "distortion", params_of(EffectParams, "build_effectsdb.effect_params",
         normalize_peak=0.5))
     assert np.max(np.abs(out.mixture)) == pytest.approx(0.5, rel=1e-4)

@@ -11,7 +11,7 @@ from conftest import params_of, tone_stems, write_params, write_stems
 
 from stages import build
 from stages.lib.audio import stem_sum
-from stages.lib.datasets import PoolParams, allocate_pool
+from stages.lib.build import PoolParams, allocate_pool
 from stages.lib.params import TARGETS
 from stages.lib.readers import read_track_folder
 

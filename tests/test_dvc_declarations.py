@@ -16,7 +16,7 @@ import pytest
 import yaml
 from declarations import ROOT, import_closure, library_loads_params, params_read
 
-from stages.lib.sections import SECTIONS
+from stages.lib.schema import SECTIONS
 
 DVC = [sys.executable, "-m", "dvc"]
 
@@ -98,7 +98,7 @@ def _section_classes() -> set[type]:
 
 
 def test_params_yaml_is_the_only_source_of_defaults() -> None:
-    from stages.lib.datasets import SourceSpec
+    from stages.lib.sources import SourceSpec
 
     for cls in _section_classes() - {SourceSpec}:  # SourceSpec: a user-written spec (kind/root)
         with_default = [f.name for f in dataclasses.fields(cls)

@@ -166,7 +166,7 @@ def test_a_song_shorter_than_one_stft_frame_is_named(tmp_path: Path) -> None:
     ({"base": {"seeds": [0, -1]}}, r"base.seeds: seeds must be in \[0, 2\*\*32\)"),
 ])
 def test_absurd_params_name_the_key(tmp_path: Path, override: dict, message: str) -> None:
-    from stages.lib.sections import validate_all
+    from stages.lib.schema import validate_all
 
     path = write_params(tmp_path / "params.yaml", override)
     with pytest.raises(ParamsError, match=message):

@@ -1,4 +1,4 @@
-"""Hybrid scores: normalisation, weighted fusion, the fuse stage and its bad inputs."""
+"""Hybrid scores: normalization, weighted fusion, the fuse stage and its bad inputs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from conftest import params_of, write_params
 
 from stages import fuse as fuse_stage
-from stages.lib.fusion import FuseParams, fuse, normalise
+from stages.lib.fusion import FuseParams, fuse, normalize
 from stages.lib.params import TARGETS, ParamsError
 from stages.lib.scores import ScoreTable
 
@@ -20,11 +20,11 @@ def _table(songs: list[str], unified: list[float]) -> ScoreTable:
     return ScoreTable(songs, {t: values.copy() for t in TARGETS}, values)
 
 
-def test_normalise_rank_and_zscore() -> None:
-    np.testing.assert_allclose(normalise(np.array([10.0, -5.0, 0.0]), "rank"), [1.0, 0.0, 0.5])
-    z = normalise(np.array([1.0, 2.0, 3.0]), "zscore")
+def test_normalize_rank_and_zscore() -> None:
+    np.testing.assert_allclose(normalize(np.array([10.0, -5.0, 0.0]), "rank"), [1.0, 0.0, 0.5])
+    z = normalize(np.array([1.0, 2.0, 3.0]), "zscore")
     assert z.mean() == pytest.approx(0.0) and z.std() == pytest.approx(1.0)
-    np.testing.assert_array_equal(normalise(np.ones(3), "zscore"), np.zeros(3))
+    np.testing.assert_array_equal(normalize(np.ones(3), "zscore"), np.zeros(3))
 
 
 def test_fuse_aligns_songs_and_weights_parts() -> None:

@@ -11,7 +11,7 @@ from conftest import params_of
 
 from stages.lib.params import BaseParams, ParamsError, check, from_dict, load_base, load_section, read_yaml
 from stages.lib.render import RenderParams
-from stages.lib.sections import validate_all
+from stages.lib.schema import validate_all
 from stages.tools import profile as apply_profile
 
 ROOT = Path(__file__).resolve().parents[1]

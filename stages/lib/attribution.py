@@ -215,22 +215,22 @@ def attribute(model: torch.nn.Module, train: list[tuple[torch.Tensor, torch.Tens
                        deltas["naive"].numpy() if naive else None)
 
 
-Aggregate = Literal["mean", "zscore"]
+Reduction = Literal["mean", "zscore"]
 
 
-def scores_from_delta(deltas: dict[str, np.ndarray], aggregate: Aggregate = "mean"
+def scores_from_delta(deltas: dict[str, np.ndarray], reduction: Reduction = "mean"
                       ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Unified score (mean over references and targets) and per-target scores (mean over refs).
 
-    ``mean`` is the paper's aggregation. ``zscore`` first standardises every reference column of
+    ``mean`` is the paper's reduction. ``zscore`` first standardises every reference column of
     ΔL over the training songs, so each reference casts an equal vote whatever its loss scale
     (a reference with large gradients otherwise dominates the mean, and one reference's strong
     vote, e.g. for an exact copy of it, is diluted by the others' scale).
     """
-    if aggregate == "zscore":
+    if reduction == "zscore":
         deltas = {t: zscore(d, axis=0) for t, d in deltas.items()}
-    elif aggregate != "mean":
-        raise ValueError(f"attribute.aggregate: unknown aggregation {aggregate!r} (mean | zscore)")
+    elif reduction != "mean":
+        raise ValueError(f"attribute.reduction: unknown reduction {reduction!r} (mean | zscore)")
     per_target = {t: d.mean(axis=1) for t, d in deltas.items()}
     unified = np.mean([d.mean(axis=1) for d in deltas.values()], axis=0)
     return unified, per_target
@@ -254,10 +254,10 @@ def descending_ranks(values: np.ndarray) -> np.ndarray:
 
 
 def sanity_ranks(deltas: dict[str, np.ndarray], names: list[str], copy: str, own_reference: int,
-                 noise: str, clean: set[str], aggregate: Aggregate = "mean") -> dict[str, float]:
+                 noise: str, clean: set[str], reduction: Reduction = "mean") -> dict[str, float]:
     """Where two planted songs land: an exact copy of reference song ``own_reference`` and a
     pure-noise song, among ``names`` (the rows of every ``[N, M]`` ΔL matrix)."""
-    unified, _ = scores_from_delta(deltas, aggregate)
+    unified, _ = scores_from_delta(deltas, reduction)
     ranks = descending_ranks(unified)
     over_targets = np.mean(list(deltas.values()), axis=0)  # [N, M]
     columns = np.stack([descending_ranks(col) for col in over_targets.T], axis=1)

@@ -17,7 +17,7 @@ import soundfile as sf
 import torch
 from tqdm import tqdm
 
-from .attribution import LOSSES, Aggregate, UnlearnParams, attribute
+from .attribution import LOSSES, Reduction, UnlearnParams, attribute
 from .audio import AudioError, read_wav
 from .params import TARGETS, check
 from .readers import audio_files
@@ -28,11 +28,11 @@ from .unmix import spectrogram
 @dataclass(frozen=True)
 class AttributeParams:
     """``attribute`` section: excerpts per song, their length and seed, the unlearning step and
-    how the ΔL matrix is aggregated into scores."""
+    how the ΔL matrix is reduced to scores."""
 
     unlearn: UnlearnParams
     loss: Literal["mse", "energy"]
-    aggregate: Aggregate
+    reduction: Reduction
     excerpts_per_song: int
     excerpt_seconds: float
     seed: int
@@ -40,7 +40,7 @@ class AttributeParams:
     def __post_init__(self) -> None:
         check(self.excerpts_per_song >= 1, "attribute.excerpts_per_song", "must be >= 1")
         check(0 < self.excerpt_seconds <= 600, "attribute.excerpt_seconds", "must be in (0, 600] s")
-        check(self.aggregate in ("mean", "zscore"), "attribute.aggregate", "must be mean | zscore")
+        check(self.reduction in ("mean", "zscore"), "attribute.reduction", "must be mean | zscore")
 
 
 def excerpt_offsets(name: str, n_samples: int, length: int, count: int, seed: int) -> list[int]:

@@ -132,7 +132,7 @@ def unlearn_table(songs: Path, reference: Path, baseline: Path, train: TrainPara
 
     result = attribute_models(models, inputs(folders, "excerpts"), inputs(valid, "reference"),
                               attr, runtime.quiet)
-    unified, per_target = scores_from_delta(result.delta, attr.aggregate)
+    unified, per_target = scores_from_delta(result.delta, attr.reduction)
     log.info("attributed %d songs against %d reference songs", len(folders), len(valid))
     return ScoreTable([f.name for f in folders], per_target, unified)
 

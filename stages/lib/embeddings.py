@@ -16,7 +16,7 @@ Backends (``embed.backend`` in params); docs/embeddings.md has the measurements 
   where that code runs: transformers 4.45-4.57, not 5.x). Songs are embedded in ``chunk_seconds``
   pieces (``null``: the whole song at once, as fadtk does).
 * ``clap`` — LAION CLAP through ``transformers.ClapModel`` + ``ClapFeatureExtractor`` (48 kHz
-  mono): one projected, normalised embedding per ``window_seconds`` window, one window starting
+  mono): one projected, normalized embedding per ``window_seconds`` window, one window starting
   every ``hop_seconds``; tail windows are zero-padded to full length (fadtk's framing: 10 s windows
   every 1 s). A song with fewer than two window starts gets two windows, at 0 and half its length.
 
@@ -190,7 +190,7 @@ def hubert_config_from_mert(raw: dict[str, Any], where: str = "config.json") -> 
     (``feature_extractor_cqt``) and DeepNorm residual scaling (``deepnorm``, which is also the only
     place ``attention_relax`` acts). Either one is refused here (``trust_remote_code: true`` runs
     MERT's own code instead). ``conv_pos_batch_norm`` does not exist in MERT: its positional
-    convolution is weight-normalised, HuBERT's default.
+    convolution is weight-normalized, HuBERT's default.
     """
     from transformers import HubertConfig
 

@@ -1,6 +1,6 @@
 """Hybrid scores: rank or z-score fusion of several methods' score tables.
 
-Each part's scores (per target and unified) are normalised over the songs — ``rank``: the rank
+Each part's scores (per target and unified) are normalized over the songs — ``rank``: the rank
 mapped to [0, 1] (1 = best), robust to scale and outliers; ``zscore``: centred and scaled — and
 the hybrid is their weighted mean. A method with several tables (unlearning: one per baseline
 seed) is averaged first, as the filter does.
@@ -17,16 +17,16 @@ from scipy.stats import rankdata
 from .params import TARGETS, check
 from .scores import ScoreTable, zscore
 
-Normalise = Literal["rank", "zscore"]
+Normalize = Literal["rank", "zscore"]
 
 
 @dataclass(frozen=True)
 class FuseParams:
-    """``fuse`` section: hybrid names (parts joined by ``+``), part weights, normalisation."""
+    """``fuse`` section: hybrid names (parts joined by ``+``), part weights, normalization."""
 
     hybrids: tuple[str, ...]
     weights: dict[str, float]
-    normalize: Normalise
+    normalize: Normalize
 
     def __post_init__(self) -> None:
         for hybrid in self.hybrids:
@@ -43,7 +43,7 @@ class FuseParams:
         return {part: self.weights[part] for part in hybrid.split("+")}
 
 
-def normalise(values: np.ndarray, how: Normalise) -> np.ndarray:
+def normalize(values: np.ndarray, how: Normalize) -> np.ndarray:
     """Scores made comparable across methods; higher stays better."""
     values = np.asarray(values, dtype=np.float64)
     if how == "rank":
@@ -51,8 +51,8 @@ def normalise(values: np.ndarray, how: Normalise) -> np.ndarray:
     return zscore(values)
 
 
-def fuse(tables: dict[str, ScoreTable], weights: dict[str, float], how: Normalise) -> ScoreTable:
-    """Weighted mean of the normalised scores of ``tables`` (aligned by song name)."""
+def fuse(tables: dict[str, ScoreTable], weights: dict[str, float], how: Normalize) -> ScoreTable:
+    """Weighted mean of the normalized scores of ``tables`` (aligned by song name)."""
     names = sorted(tables)
     songs = sorted(tables[names[0]].songs)
     for name in names:
@@ -68,7 +68,7 @@ def fuse(tables: dict[str, ScoreTable], weights: dict[str, float], how: Normalis
         out = np.zeros(len(songs))
         for name in names:
             order = [tables[name].songs.index(s) for s in songs]
-            out += weights[name] * normalise(get(tables[name])[order], how)
+            out += weights[name] * normalize(get(tables[name])[order], how)
         return out / total
 
     return ScoreTable(songs, {t: column(lambda tb, t=t: tb.per_target[t]) for t in TARGETS},

@@ -9,7 +9,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from .params import ParamsError, parse_yaml_text
-from .sections import validate_all
+from .schema import validate_all
 
 
 def _merge(into: CommentedMap, override: dict[str, Any], where: str) -> None:

@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from .audio import Track
-from .datasets import SourceSpec
 from .params import TARGETS, check
 from .rng import keyed_rng
+from .sources import SourceSpec
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,8 @@ from .readers import audio_files, list_track_folders
 
 NOISE = "noise"
 
-#: the keys that depend on how ΔL is aggregated (the column ranks do not)
-AGGREGATE_DEPENDENT = ("copy_rank", "copy_above_clean_median", "noise_rank",
+#: the keys that depend on how ΔL is reduced to scores (the column ranks do not)
+REDUCTION_DEPENDENT = ("copy_rank", "copy_above_clean_median", "noise_rank",
                        "noise_below_all_clean")
 
 
@@ -56,7 +56,7 @@ def plant(songs: Path, reference: Path, out: Path, sample_rate: int, seed: int =
 
 def planted_ranks(delta: dict, truth: dict[str, str]) -> dict[str, float]:
     """Ranks of the planted songs in the unified score of an attribute stage's ``delta.json``
-    (under both aggregations of ΔL: the paper's mean, keys without suffix, and per-reference
+    (under both reductions of ΔL: the paper's mean, keys without suffix, and per-reference
     z-scores, ``_zscore``) and in the copy's own reference column; ``truth``: song -> kind."""
     names, refs = delta["train_names"], delta["reference_names"]
     copy = next(n for n in names if n.startswith("copy_"))
@@ -65,4 +65,4 @@ def planted_ranks(delta: dict, truth: dict[str, str]) -> dict[str, float]:
     clean = {name for name, kind in truth.items() if kind == "clean"}
     result = sanity_ranks(matrices, names, copy, own, NOISE, clean)
     zscored = sanity_ranks(matrices, names, copy, own, NOISE, clean, "zscore")
-    return result | {f"{key}_zscore": zscored[key] for key in AGGREGATE_DEPENDENT}
+    return result | {f"{key}_zscore": zscored[key] for key in REDUCTION_DEPENDENT}

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 from tqdm import tqdm
 
-from .audio import AudioError, Track, peak, write_track, write_wav
+from .audio import Track, peak, write_track, write_wav
 from .corrupt import (
     EFFECTS,
     BleedingParams,
@@ -30,22 +30,14 @@ from .corrupt import (
 )
 from .io import atomic_path, write_json
 from .params import check, check_range
-from .readers import iter_source, list_track_folders, read_track_folder
+from .readers import list_track_folders, read_track_folder
 from .rng import keyed_rng
+from .sources import SourceSpec, real_tracks, source_names
 
 log = logging.getLogger(__name__)
 
 Corruptor = Callable[[Track, np.random.Generator], tuple[Track, dict]]
 Job = tuple[Track, str, str, "Corruptor | None"]
-
-
-@dataclass(frozen=True)
-class SourceSpec:
-    """A real dataset on disk: a reader ``kind`` and its ``root`` (``subset`` for musdb)."""
-
-    kind: Literal["folder", "musdb", "moisesdb"] = "folder"
-    root: str = ""
-    subset: str = "train"
 
 
 @dataclass(frozen=True)
@@ -127,30 +119,6 @@ def pool_tracks(pool_dir: Path, names: list[str], sample_rate: int) -> Iterator[
     """Read the named songs from a track-folder pool, in the given order."""
     for name in names:
         yield read_track_folder(pool_dir / name, sample_rate)
-
-
-def real_tracks(spec: SourceSpec, sample_rate: int, limit: int, where: str) -> Iterator[Track]:
-    """The first ``limit`` tracks (sorted) of a real dataset; too few is an error naming ``where``."""
-    if not Path(spec.root).exists():
-        raise AudioError(f"{where}.root: {spec.root} not found")
-    count = 0
-    for track in iter_source(spec.kind, spec.root, sample_rate, spec.subset):
-        if count == limit:
-            return
-        count += 1
-        yield track
-    if count < limit:
-        raise ValueError(f"{where}: {spec.root} has {count} tracks, {limit} requested")
-
-
-def source_names(spec: SourceSpec) -> list[str]:
-    """Track names of a real dataset in reader order, without decoding audio (not for musdb)."""
-    root = Path(spec.root)
-    if spec.kind == "moisesdb":
-        return sorted(p.parent.name for p in root.glob("*/data.json"))
-    if spec.kind == "folder":
-        return [p.name for p in list_track_folders(root)]
-    raise ValueError(f"{spec.root}: effect sources must be 'folder' or 'moisesdb', not {spec.kind!r}")
 
 
 def build_set(jobs: Iterable[Job], total: int, seed: int, out_dir: Path, truth_path: Path,

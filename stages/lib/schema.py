@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .attribution_inputs import AttributeParams
+from .build import EffectsDBParams, Mixed23Params, PoolParams
 from .cleaning import CleaningParams
-from .datasets import EffectsDBParams, Mixed23Params, PoolParams
 from .embeddings import EmbedParams
 from .evaluation import EvalParams
 from .fad import FADParams
