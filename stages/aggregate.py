@@ -22,18 +22,16 @@ import logging
 
 from .lib.aggregate import (
     BASELINES,
-    RANDOM,
     aggregate,
+    collect_random_runs,
     collect_runs,
-    composition,
+    compositions,
     gaps_closed,
-    kept_names,
     margins,
-    mean_composition,
 )
 from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.io import read_json, write_json
+from .lib.io import write_json
 from .lib.params import load_base, load_section
 from .lib.truth import read_truth
 
@@ -60,14 +58,8 @@ def run(argv: list[str] | None = None) -> None:
     cells = [(m, r) for m in cleaning.methods for r in cleaning.ratios
              if args.dataset in cleaning.datasets]
     runs = collect_runs(args.runs, seeds, (*BASELINES, *(f"{m}_r{r}" for m, r in cells)))
-    randoms = [r for r in cleaning.random_ratios if args.dataset in cleaning.datasets]
-    for ratio in randoms:  # the random-removal control: one run per draw, trained with seed = draw
-        folder = args.runs / f"{RANDOM}{ratio}"
-        missing = [f"{folder / f'seed{d}.json'}" for d in cleaning.random_draws
-                   if not (folder / f"seed{d}.json").is_file()]
-        if missing:
-            raise FileNotFoundError(f"{missing[0]}: run of a random-control draw not found")
-        runs.update(collect_runs(args.runs, cleaning.random_draws, (folder.name,)))
+    randoms = tuple(r for r in cleaning.random_ratios if args.dataset in cleaning.datasets)
+    runs.update(collect_random_runs(args.runs, randoms, cleaning.random_draws))
     if args.baselines is not None:
         missing = tuple(b for b in BASELINES if b not in runs)
         runs.update(collect_runs(args.baselines, seeds, missing) if missing else {})
@@ -75,18 +67,8 @@ def run(argv: list[str] | None = None) -> None:
     if any(c not in BASELINES for c in runs):
         result["gap_closed"] = gaps_closed(runs, KEYS)
     if args.filtered is not None and args.truth is not None:
-        truth = read_truth(args.truth)
-        result["composition"] = {}
-        for method, ratio in cells:
-            filtered = read_json(args.filtered / method / f"r{ratio}.json")
-            result["composition"][f"{method}_r{ratio}"] = {
-                **composition(kept_names(filtered), truth), "ratio_retained": float(filtered["ratio"])}
-        for ratio in randoms:  # mean composition over the draws
-            parts = [composition(kept_names(read_json(
-                args.filtered / "random" / f"r{ratio}" / f"draw{d}.json")), truth)
-                for d in cleaning.random_draws]
-            result["composition"][f"{RANDOM}{ratio}"] = {**mean_composition(parts),
-                                                        "ratio_retained": float(ratio)}
+        result["composition"] = compositions(args.filtered, read_truth(args.truth), cells, randoms,
+                                             cleaning.random_draws)
     write_json(args.out, result)
     for name, metrics in result["conditions"].items():
         avg = metrics.get("museval_sdr_db_avg", {})

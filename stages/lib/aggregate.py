@@ -186,3 +186,35 @@ def gaps_closed(runs: dict[str, dict[int, dict]], keys: tuple[str, ...]) -> dict
 def kept_names(filtered: dict) -> dict[str, list[str]]:
     """Kept song names per target of a filtered list (its ``songs`` hold folder paths)."""
     return {t: [Path(f).name for f in v] for t, v in filtered["songs"].items()}
+
+
+def collect_random_runs(root: Path, ratios: tuple[float, ...],
+                        draws: tuple[int, ...]) -> dict[str, dict[int, dict]]:
+    """The random-removal control's runs, ``{random_r<ratio>: {draw: metrics}}`` (one run per
+    draw, trained with seed = draw); every configured draw must be there."""
+    runs: dict[str, dict[int, dict]] = {}
+    for ratio in ratios:
+        folder = root / f"{RANDOM}{ratio}"
+        missing = [folder / f"seed{d}.json" for d in draws
+                   if not (folder / f"seed{d}.json").is_file()]
+        if missing:
+            raise FileNotFoundError(f"{missing[0]}: run of a random-control draw not found")
+        runs.update(collect_runs(root, draws, (folder.name,)))
+    return runs
+
+
+def compositions(filtered: Path, truth: dict[str, str], cells: list[tuple[str, float]],
+                 random_ratios: tuple[float, ...],
+                 draws: tuple[int, ...]) -> dict[str, dict[str, float]]:
+    """What each cleaned condition kept (``<filtered>/<method>/r<ratio>.json``) and, averaged
+    over the draws, what the random control kept, against the ground truth."""
+    result: dict[str, dict[str, float]] = {}
+    for method, ratio in cells:
+        kept = read_json(filtered / method / f"r{ratio}.json")
+        result[f"{method}_r{ratio}"] = {**composition(kept_names(kept), truth),
+                                        "ratio_retained": float(kept["ratio"])}
+    for ratio in random_ratios:
+        parts = [composition(kept_names(read_json(
+            filtered / "random" / f"r{ratio}" / f"draw{d}.json")), truth) for d in draws]
+        result[f"{RANDOM}{ratio}"] = {**mean_composition(parts), "ratio_retained": float(ratio)}
+    return result
