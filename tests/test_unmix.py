@@ -12,7 +12,8 @@ import pytest
 import torch
 from conftest import params_of, tone_stems, write_stems
 
-from stages.lib.data import ExcerptSampler, SongTable, TrainingBatches
+from stages.lib import workers
+from stages.lib.data import ExcerptSampler, SongTable, TrainingBatches, decoded_mib
 from stages.lib.params import select_device
 from stages.lib.unmix import (
     Loading,
@@ -178,6 +179,22 @@ def test_streamed_preloaded_and_worker_batches_are_the_same(banks) -> None:
     for run in runs[1:]:
         assert run.history == runs[0].history
         assert all(torch.equal(run.state_dict[k], v) for k, v in runs[0].state_dict.items())
+
+
+def test_preloading_follows_the_memory_budget(banks) -> None:
+    """A set is decoded into RAM only when its float32 samples fit ``preload_mib``."""
+    bank, _ = banks
+    size = decoded_mib(bank.songs)  # 3 songs x 1.5 s x 4 stems x 2 channels x 4 bytes
+    assert size == pytest.approx(3 * int(1.5 * SR) * 4 * 2 * 4 / 2**20)
+    assert not SongTable.open(bank.folders, SR, preload_mib=0).preloaded
+    assert not SongTable.open(bank.folders, SR, preload_mib=size * 0.99).preloaded
+    assert SongTable.open(bank.folders, SR, preload_mib=size).preloaded
+
+
+def test_workers_fork_from_a_server_only_where_they_can_watch_the_stage(monkeypatch) -> None:
+    assert workers.context().get_start_method() == "forkserver"  # Linux: pidfds since 5.3
+    monkeypatch.setattr(workers, "_pidfds", lambda: False)
+    assert workers.context().get_start_method() == "spawn"  # the parent-death signal suffices
 
 
 def test_magnitude_matches_openunmix_complexnorm() -> None:
