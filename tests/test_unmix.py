@@ -192,9 +192,21 @@ def test_preloading_follows_the_memory_budget(banks) -> None:
 
 
 def test_workers_fork_from_a_server_only_where_they_can_watch_the_stage(monkeypatch) -> None:
-    assert workers.context().get_start_method() == "forkserver"  # Linux: pidfds since 5.3
+    expected = "forkserver" if workers._pidfds() else "spawn"  # Linux: pidfds since 5.3
+    assert workers.context().get_start_method() == expected
     monkeypatch.setattr(workers, "_pidfds", lambda: False)
     assert workers.context().get_start_method() == "spawn"  # the parent-death signal suffices
+
+
+def test_a_worker_without_a_pidfd_polls_until_the_stage_is_gone() -> None:
+    import subprocess
+    import time
+
+    stage = subprocess.Popen(["sleep", "0.2"])
+    stage.wait()  # ended and reaped: its number now names no process
+    start = time.monotonic()
+    workers._poll_until_gone(stage.pid)
+    assert time.monotonic() - start < 5.0
 
 
 def test_magnitude_matches_openunmix_complexnorm() -> None:

@@ -85,7 +85,7 @@ def run_snapshot_job(job: SnapshotJob) -> dict[int, float]:
     torch.set_num_threads(job.threads)
     params = replace(job.params, epochs=job.epochs[-1])
     folders = SongList.read(job.songs).songs[job.target]
-    table = SongTable.open(folders, job.sample_rate)
+    table = SongTable.open(folders, job.sample_rate, preload_mib=job.loading.preload_mib)
     valid = SongTable.open(job.valid, job.sample_rate)
     checkpoint = job.work / "checkpoints" / job.condition / f"seed{job.seed}" / f"{job.target}.pt"
     checkpoint.parent.mkdir(parents=True, exist_ok=True)

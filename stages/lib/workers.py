@@ -5,7 +5,9 @@ Training workers are forked from a *fork server*: a process that imports what a 
 (as ``spawn`` is; torch's own guidance names both) and a worker starts in milliseconds instead of
 importing torch again. :func:`start_server` launches it without waiting, so its imports run on
 another core while the calling stage does its own start-up. Only start-up moves: each worker's
-jobs carry their own seeds and thread counts, so results are those of spawned workers.
+jobs carry their own seeds and thread counts, so results are those of spawned workers. (One
+difference: workers see the environment the server started with; a later ``os.environ`` change
+does not reach them.)
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import os
 import select
 import sys
 import threading
-from collections.abc import Sequence
+import time
+from collections.abc import Callable
 from multiprocessing.context import BaseContext
 
 #: What a training worker imports before its first job (torch.optim's first optimiser imports
@@ -23,14 +26,14 @@ from multiprocessing.context import BaseContext
 TRAINING_IMPORTS = ("stages.lib.unmix", "torch._dynamo")
 
 
-def context(imports: Sequence[str] = TRAINING_IMPORTS) -> BaseContext:
-    """The start method for workers that need ``imports``: a fork server preloading them (one
-    per process; the first call's ``imports`` win), or ``spawn`` where there is no fork server
-    or no pidfd to watch the stage with."""
+def context() -> BaseContext:
+    """The start method of training workers: the fork server, preloading
+    :data:`TRAINING_IMPORTS` (a running server keeps what it imported), or ``spawn`` where there
+    is no fork server or no pidfd to watch the stage with."""
     if "forkserver" not in multiprocessing.get_all_start_methods() or not _pidfds():
         return multiprocessing.get_context("spawn")
     server = multiprocessing.get_context("forkserver")
-    server.set_forkserver_preload(list(imports))
+    server.set_forkserver_preload(list(TRAINING_IMPORTS))
     return server
 
 
@@ -43,10 +46,10 @@ def _pidfds() -> bool:
     return True
 
 
-def start_server(imports: Sequence[str] = TRAINING_IMPORTS) -> None:
-    """Launch the fork server now (it imports ``imports`` in the background; a later pool of
+def start_server() -> None:
+    """Launch the fork server now (it imports in the background; a later pool of
     :func:`context` forks its workers from it). A no-op where there is no fork server."""
-    if isinstance(context(imports), multiprocessing.context.ForkServerContext):
+    if isinstance(context(), multiprocessing.context.ForkServerContext):
         from multiprocessing import forkserver
 
         forkserver.ensure_running()
@@ -57,24 +60,44 @@ def die_with_parent(caller: int) -> None:
     (a SIGKILLed stage leaves no worker behind writing checkpoints).
 
     A fork server's workers are not the stage's children, and they keep the server alive, so the
-    worker watches the stage itself: a thread waits on a pidfd of it (Linux 5.3+). Without pidfds
-    the kernel kills the worker when its parent dies (``PR_SET_PDEATHSIG``), which covers
-    ``spawn`` workers, the children of the stage.
+    worker watches the stage itself: a thread waits on a pidfd of it (Linux 5.3+), or polls it
+    every second when no pidfd can be had. A ``spawn`` worker without pidfds, a child of the
+    stage, gets the kernel's parent-death signal (``PR_SET_PDEATHSIG``).
     """
     try:
         watch = os.pidfd_open(caller)
     except ProcessLookupError:  # the stage ended before this worker started
         os._exit(1)
-    except (AttributeError, OSError):
-        _die_with_direct_parent(caller)
+    except (AttributeError, OSError):  # no pidfds, or none to spare (EMFILE, ENOMEM)
+        if os.getppid() == caller:
+            _die_with_direct_parent(caller)
+        else:
+            _watch(_poll_until_gone, caller)
         return
-    threading.Thread(target=_exit_when_ended, args=(watch,), daemon=True,
-                     name="die-with-parent").start()
+    _watch(_wait_until_readable, watch)
 
 
-def _exit_when_ended(pidfd: int) -> None:
-    select.select([pidfd], [], [])  # a pidfd becomes readable when its process ends
-    os._exit(1)
+def _watch(until_ended: Callable[[int], None], what: int) -> None:
+    def run() -> None:
+        until_ended(what)
+        os._exit(1)
+
+    threading.Thread(target=run, daemon=True, name="die-with-parent").start()
+
+
+def _wait_until_readable(pidfd: int) -> None:
+    poller = select.poll()  # a pidfd becomes readable when its process ends
+    poller.register(pidfd, select.POLLIN)
+    poller.poll()
+
+
+def _poll_until_gone(pid: int) -> None:
+    while True:
+        time.sleep(1.0)
+        try:
+            os.kill(pid, 0)  # signal 0: only asks whether the process is still there
+        except (ProcessLookupError, PermissionError):  # gone (its number may be reused)
+            return
 
 
 def _die_with_direct_parent(caller: int) -> None:
