@@ -25,10 +25,10 @@ from .lib.attribution import loss_scores, scores_from_delta
 from .lib.attribution_inputs import AttributeParams, attribute_models, load_song_inputs
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.data import SongList
-from .lib.io import atomic_path, dumps_json, read_json, remove_stale, sidecar
+from .lib.io import read_json, remove_stale, sidecar
 from .lib.params import TARGETS, load_base, load_runtime, load_section
 from .lib.readers import list_track_folders
-from .lib.scores import ScoreTable
+from .lib.scores import ScoreTable, write_score_folder
 from .lib.unmix import load_model
 
 log = logging.getLogger("stages.attribute")
@@ -65,32 +65,28 @@ def run(argv: list[str] | None = None) -> None:
         models = {t: load_model(args.models / f"{t}.pth", config) for t in TARGETS}
         result = attribute_models(models, train, reference, params, args.quiet,
                                   naive=args.naive_out is not None)
-        names = [s.name for s in train]
+        names, ref_names = [s.name for s in train], [s.name for s in reference]
         info = {"models": args.models.name, "n_train": len(names), "n_reference": len(reference)}
-        write_scores(args.out, names, *scores_from_delta(result.delta, params.reduction),
-                     sidecar(params, **info, summary=result.summary),
-                     {"train_names": names, "reference_names": [s.name for s in reference],
-                      "delta": {t: d.tolist() for t, d in result.delta.items()}})
+
+        def table(scores: tuple[np.ndarray, dict[str, np.ndarray]]) -> ScoreTable:
+            unified, per_target = scores
+            return ScoreTable(names, per_target, unified)
+
+        def delta_json(matrices: dict[str, np.ndarray]) -> dict:
+            return {"train_names": names, "reference_names": ref_names,
+                    "delta": {t: d.tolist() for t, d in matrices.items()}}
+
+        write_score_folder(args.out, table(scores_from_delta(result.delta, params.reduction)),
+                           sidecar(params, **info, summary=result.summary),
+                           delta_json(result.delta))
         if args.naive_out is not None:
-            write_scores(args.naive_out, names, *scores_from_delta(result.naive, params.reduction),
-                         sidecar(params, **info, preconditioner="none (naive unlearning)"),
-                         {"train_names": names, "reference_names": [s.name for s in reference],
-                          "delta": {t: d.tolist() for t, d in result.naive.items()}})
+            write_score_folder(args.naive_out,
+                               table(scores_from_delta(result.naive, params.reduction)),
+                               sidecar(params, **info, preconditioner="none (naive unlearning)"),
+                               delta_json(result.naive))
         if args.loss_out is not None:
-            write_scores(args.loss_out, names, *loss_scores(result.baseline), sidecar(
+            write_score_folder(args.loss_out, table(loss_scores(result.baseline)), sidecar(
                 params, **info, score="minus the baseline loss (small-loss heuristic)"))
-
-
-def write_scores(out: Path, names: list[str], unified: np.ndarray,
-                 per_target: dict[str, np.ndarray], meta: dict, delta: dict | None = None) -> None:
-    """One score folder, atomically: ``scores.csv``, ``sidecar.json`` and, for attribution,
-    ``delta.json`` (the N × M ΔL matrices)."""
-    with atomic_path(out) as tmp:
-        tmp.mkdir()
-        if delta is not None:
-            (tmp / "delta.json").write_text(dumps_json(delta))
-        ScoreTable(names, per_target, unified).write(tmp / "scores.csv")
-        (tmp / "sidecar.json").write_text(dumps_json(meta))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -15,8 +15,9 @@ import logging
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.embedstore import load_store
 from .lib.fad import FADParams, fad_score_table
-from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
+from .lib.io import remove_stale, sidecar
 from .lib.params import load_section
+from .lib.scores import write_score_folder
 
 log = logging.getLogger("stages.fad_scores")
 
@@ -35,10 +36,7 @@ def run(argv: list[str] | None = None) -> None:
     with timed(args.cost, "fad_scores", songs=len(train)):
         table = fad_score_table(train, ref, params)
         songs = table.songs
-        with atomic_path(args.out) as tmp:
-            tmp.mkdir()
-            table.write(tmp / "scores.csv")
-            (tmp / "sidecar.json").write_text(dumps_json(sidecar(params, songs=len(songs))))
+        write_score_folder(args.out, table, sidecar(params, songs=len(songs)))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -14,9 +14,9 @@ import logging
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.filtering import mean_table
 from .lib.fusion import FuseParams, fuse
-from .lib.io import atomic_path, dumps_json, remove_stale, sidecar
+from .lib.io import remove_stale, sidecar
 from .lib.params import load_base, load_section
-from .lib.scores import ScoreTable, method_tables
+from .lib.scores import ScoreTable, method_tables, write_score_folder
 
 log = logging.getLogger("stages.fuse")
 
@@ -44,11 +44,8 @@ def run(argv: list[str] | None = None) -> None:
                              method_tables(folders[m], seeds).values()])
               for m in weights}
     hybrid = fuse(tables, weights, params.normalize)
-    with atomic_path(args.out) as tmp:
-        tmp.mkdir()
-        hybrid.write(tmp / "scores.csv")
-        (tmp / "sidecar.json").write_text(dumps_json(sidecar(
-            params, hybrid=args.hybrid, weights=weights, seeds=list(seeds))))
+    write_score_folder(args.out, hybrid, sidecar(
+            params, hybrid=args.hybrid, weights=weights, seeds=list(seeds)))
     log.info("%s: fused %d songs (%s)", args.hybrid, len(hybrid.songs), params.normalize)
 
 

@@ -13,9 +13,10 @@ import torch
 
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.embedstore import load_store
-from .lib.io import atomic_path, dumps_json, remove_stale, sidecar, write_json
+from .lib.io import remove_stale, sidecar, write_json
 from .lib.mlp import MLPParams, frame_accuracy, labelled, mlp_score_table, train_classifier
 from .lib.params import load_runtime, load_section
+from .lib.scores import write_score_folder
 
 log = logging.getLogger("stages.mlp_scores")
 
@@ -37,10 +38,7 @@ def run(argv: list[str] | None = None) -> None:
         model = train_classifier(*labelled(load_store(args.reference)), params)
         accuracy = frame_accuracy(model, *labelled(load_store(args.heldout)))
         table = mlp_score_table(model, load_store(args.train))
-        with atomic_path(args.out) as tmp:
-            tmp.mkdir()
-            table.write(tmp / "scores.csv")
-            (tmp / "sidecar.json").write_text(dumps_json(sidecar(params, songs=len(table.songs))))
+        write_score_folder(args.out, table, sidecar(params, songs=len(table.songs)))
         write_json(args.metrics, {"heldout_frame_accuracy": accuracy})
     log.info("held-out frame accuracy %.3f", accuracy)
 

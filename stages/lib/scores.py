@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from scipy.stats import rankdata
 
-from .io import atomic_path
+from .io import atomic_path, dumps_json
 from .params import TARGETS
 
 
@@ -74,6 +74,19 @@ class ScoreTable:
         if not np.isfinite(unified).all():
             raise ValueError(f"{path}: NaN or infinite unified score")
         return cls([r["song"] for r in rows], per_target, unified)
+
+
+def write_score_folder(out: Path, table: ScoreTable, meta: dict,
+                       delta: dict | None = None) -> None:
+    """A scoring stage's output folder, atomically: ``scores.csv``, ``sidecar.json`` (``meta``)
+    and, for attribution, ``delta.json`` (the N × M ΔL matrices and the names of their rows and
+    columns)."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        if delta is not None:
+            (tmp / "delta.json").write_text(dumps_json(delta))
+        table.write(tmp / "scores.csv")
+        (tmp / "sidecar.json").write_text(dumps_json(meta))
 
 
 def _fmt(value: float) -> str:
