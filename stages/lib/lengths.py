@@ -265,10 +265,11 @@ def snapshot_keys(conditions: dict[str, SongList], valid: tuple[str, ...], seeds
                      "evaluate": as_plain(evaluation), "test": test}
             for c, songs in conditions.items() for s in seeds}
 
+
 def train_snapshots(jobs: Sequence[SnapshotJob], workers: int, quiet: bool) -> None:
     """Train the jobs' models, ``workers`` processes at a time (they die with this one)."""
     with worker_context().Pool(max(1, workers), initializer=die_with_parent,
-                      initargs=(os.getpid(),)) as pool:
+                               initargs=(os.getpid(),)) as pool:
         for _ in tqdm(pool.imap_unordered(run_snapshot_job, jobs), total=len(jobs),
                       desc="train", unit="model", disable=quiet):
             pass
