@@ -44,7 +44,7 @@ def run(argv: list[str] | None = None) -> None:
     """Write the aggregate metrics JSON."""
     parser = stage_parser("aggregate", __doc__ or "")
     parser.add_argument("--dataset", required=True, choices=("mixed23", "effectsdb"))
-    parser.add_input("--runs", required=True, help="<condition>/seed<k>.json root")
+    parser.add_input("--runs", required=True, help="root of <condition>.json run metrics (seed<k> entries)")
     parser.add_output("--out", required=True)
     parser.add_input("--baselines",
                      help="runs root for baseline conditions missing from --runs (EffectsDB "

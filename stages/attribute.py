@@ -24,11 +24,11 @@ from tqdm import tqdm
 from .lib.attribution import loss_scores, scores_from_delta
 from .lib.attribution_inputs import AttributeParams, attribute_models, load_song_inputs
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
-from .lib.data import SongList
 from .lib.io import read_json, remove_stale, sidecar
 from .lib.params import TARGETS, load_base, load_runtime, load_section
 from .lib.readers import list_track_folders
 from .lib.scores import ScoreTable, write_score_folder
+from .lib.songs import SongList
 from .lib.unmix import load_model
 
 log = logging.getLogger("stages.attribute")

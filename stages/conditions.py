@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 from .lib.cli import exit_on_user_error, setup_logging, stage_parser
-from .lib.data import song_list_for
 from .lib.io import atomic_path, dumps_json, remove_stale
 from .lib.readers import list_track_folders
+from .lib.songs import song_list_for
 from .lib.truth import read_truth
 
 log = logging.getLogger("stages.conditions")

@@ -1,18 +1,27 @@
-"""Stage ``evaluate``: separate the test songs with a trained model folder and score SDR.
+"""Stage ``evaluate``: separate the test songs with every seed's model of a condition and score
+SDR (one stage per condition: the test songs, the scoring workers and the start-up are shared).
 
-    python -m stages.evaluate --models data/models/mixed23/contaminated/seed0 \
-        --test data/rendered/test --scores data/eval/.../seed0.json \
-        --metrics metrics/runs/mixed23/contaminated/seed0.json
+    python -m stages.evaluate --models data/models/mixed23/contaminated --seeds-from base.seeds \
+        --test data/rendered/test --scores data/eval/mixed23/contaminated.json \
+        --metrics metrics/runs/mixed23/contaminated.json
+    python -m stages.evaluate --trivial --test data/rendered/test \
+        --scores data/eval/trivial.json --metrics metrics/trivial.json
+
+``--models`` holds one model folder ``seed<k>`` per ``k`` of the params list ``--seeds-from``
+(``base.seeds``, or the random control's ``cleaning.random_draws``: draw ``d`` trains with seed
+``d``). The outputs hold one entry ``seed<k>`` per model: per-song scores and the run's metrics.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from tqdm import tqdm
 
+from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
-from .lib.evaluation import EvalParams, load_separator, score_tracks, summarize
+from .lib.evaluation import EvalParams, check_model_folder, score_models, summarize
 from .lib.io import write_json
 from .lib.params import load_base, load_runtime, load_section
 from .lib.readers import iter_folder_dataset, list_track_folders
@@ -20,11 +29,22 @@ from .lib.unmix import select_device
 
 log = logging.getLogger("stages.evaluate")
 
+SEED_LISTS = ("base.seeds", "cleaning.random_draws")
+
+
+def _seeds(params: Path, key: str) -> tuple[int, ...]:
+    """The numbers ``k`` of the model folders ``seed<k>``: the params list ``key``."""
+    if key == "cleaning.random_draws":
+        return load_section(params, "cleaning", CleaningParams).random_draws
+    return load_base(params).seeds
+
 
 def run(argv: list[str] | None = None) -> None:
-    """Write per-song scores (``--scores``) and the run's small metrics JSON (``--metrics``)."""
+    """Write per-song scores (``--scores``) and the small metrics JSON (``--metrics``)."""
     parser = stage_parser("evaluate", __doc__ or "", cost=True, progress=True)
-    parser.add_input("--models", help="trained model folder")
+    parser.add_input("--models", help="folder of trained model folders seed<k>")
+    parser.add_argument("--seeds-from", choices=SEED_LISTS,
+                        help="params list numbering the model folders (with --models)")
     parser.add_argument("--trivial", action="store_true",
                         help="score the mixture itself as every stem's estimate (lower bound)")
     parser.add_input("--test", required=True)
@@ -35,19 +55,34 @@ def run(argv: list[str] | None = None) -> None:
     base = load_base(resolve_params(args))
     params = load_section(args.params, "evaluate", EvalParams)
     runtime = load_runtime(args.params)
+    if args.trivial == (args.models is not None):
+        raise ValueError("give exactly one of --models or --trivial")
+    if (args.models is not None) != (args.seeds_from is not None):
+        raise ValueError("--models goes with --seeds-from (which params list numbers its "
+                         "seed<k> folders), --trivial without it")
+    runs = ({"trivial": None} if args.trivial else
+            {f"seed{k}": args.models / f"seed{k}" for k in _seeds(args.params, args.seeds_from)})
+    for folder in runs.values():
+        if folder is not None:
+            check_model_folder(folder)
     device = select_device(runtime.device)
 
-    with timed(args.cost, "evaluate"):
-        if args.trivial == (args.models is not None):
-            raise ValueError("give exactly one of --models or --trivial")
-        separator = None if args.trivial else load_separator(args.models, params.niter,
-                                                             params.wiener_win_len, device)
+    with timed(args.cost, "evaluate", models=len(runs)):
         n = len(list_track_folders(args.test))
-        tracks = tqdm(iter_folder_dataset(args.test, base.sample_rate), total=n,
-                      desc="separate", unit="song", disable=args.quiet)
-        rows = score_tracks(tracks, separator, params, base.sample_rate, device, runtime.workers)
-        write_json(args.scores, {"songs": rows})
-        write_json(args.metrics, summarize(rows))
+
+        def tracks(name: str):  # read again for each model: memory is one model's songs
+            return tqdm(iter_folder_dataset(args.test, base.sample_rate), total=n,
+                        desc=f"separate {name}", unit="song", disable=args.quiet)
+
+        rows = dict(zip(runs, score_models(list(runs.values()), tracks, list(runs), params,
+                                           base.sample_rate, device, runtime.workers),
+                        strict=True))
+        if args.trivial:
+            write_json(args.scores, {"songs": rows["trivial"]})
+            write_json(args.metrics, summarize(rows["trivial"]))
+        else:
+            write_json(args.scores, {name: {"songs": r} for name, r in rows.items()})
+            write_json(args.metrics, {name: summarize(r) for name, r in rows.items()})
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,8 +7,8 @@
 ``--method NAME`` reads every ``scores.csv`` under ``<scores-root>/NAME`` (one per baseline seed
 for unlearning; they are averaged) and keeps one list for all targets; ``NAME-pt`` (e.g.
 ``unlearn-pt``) ranks each target by its own score and keeps one list per target model.
-Explicit ``--scores FILE --mode MODE`` also works. ``--random-draw D`` is the random-removal
-control: a random fraction r of the songs, drawn from ``D`` (``filtering.random_table``).
+Explicit ``--scores FILE --mode MODE`` also works. The random-removal control is the stage
+``random_filter``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from pathlib import Path
 
 from .lib.cleaning import CleaningParams
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.data import song_lists
-from .lib.filtering import chosen_ratio, kept_songs, mean_table, parse_ratio, random_table
+from .lib.filtering import chosen_ratio, kept_songs, mean_table, parse_ratio
 from .lib.io import write_json
 from .lib.params import load_base, load_section
 from .lib.readers import list_track_folders
 from .lib.scores import ScoreTable, method_tables
+from .lib.songs import song_lists
 
 log = logging.getLogger("stages.filter")
 
@@ -39,49 +39,26 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_argument("--ratio", required=True,
                         help="proportion retained, (0, 1], or 'auto' (chosen from the scores)")
     parser.add_argument("--mode", choices=("unified", "per_target"), default="unified")
-    parser.add_argument("--random-draw", type=int, metavar="D",
-                        help="keep a random fraction instead (control), drawn from D >= 0")
     parser.add_output("--out", required=True)
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     spec = parse_ratio(args.ratio)
     seeds = load_base(resolve_params(args)).seeds
     auto_min_ratio = load_section(args.params, "cleaning", CleaningParams).auto_min_ratio
-    if args.random_draw is not None:
-        check_random(args, spec)
     folders = {p.name: str(p) for p in list_track_folders(args.dataset)}
-    if args.random_draw is not None:
-        paths, mode, table = [], "unified", random_table(sorted(folders), args.random_draw)
-    else:
-        paths, mode = score_paths(args, seeds)
-        table = mean_table([ScoreTable.read(p) for p in paths])
-        missing = [s for s in table.songs if s not in folders]
-        if missing or len(table.songs) != len(folders):
-            raise ValueError(f"{paths[0]}: scores do not cover {args.dataset} "
-                             f"(missing folders for {missing[:3]})")
+    paths, mode = score_paths(args, seeds)
+    table = mean_table([ScoreTable.read(p) for p in paths])
+    missing = [s for s in table.songs if s not in folders]
+    if missing or len(table.songs) != len(folders):
+        raise ValueError(f"{paths[0]}: scores do not cover {args.dataset} "
+                         f"(missing folders for {missing[:3]})")
     ratio = chosen_ratio(spec, table.unified, auto_min_ratio)
     log.info("ratio: %.3f (%s)", ratio, "auto" if spec == "auto" else "fixed")
     kept = kept_songs(table, ratio, mode)
     lists = song_lists({t: [folders[s] for s in names] for t, names in kept.items()}, args.out)
-    rule = "random" if args.random_draw is not None else "auto" if spec == "auto" else "fixed"
-    write_json(args.out, {**lists, "ratio": ratio, "rule": rule, "mode": mode,
-                          "n_total": len(table.songs), "n_tables": len(paths),
-                          **({"draw": args.random_draw} if args.random_draw is not None else {})})
+    write_json(args.out, {**lists, "ratio": ratio, "rule": "auto" if spec == "auto" else "fixed",
+                          "mode": mode, "n_total": len(table.songs), "n_tables": len(paths)})
     log.info("kept %s of %d songs", {t: len(v) for t, v in kept.items()}, len(table.songs))
-
-
-def check_random(args: argparse.Namespace, spec: float | str) -> None:
-    """The random-removal control takes no scores: refuse the arguments it would ignore."""
-    if args.random_draw < 0:
-        raise ValueError(f"--random-draw {args.random_draw}: a draw is an integer >= 0")
-    if spec == "auto":
-        raise ValueError("--random-draw: --ratio auto needs scores; give a proportion in (0, 1]")
-    for given, name in ((args.scores, "--scores"), (args.method, "--method"),
-                        (args.scores_root, "--scores-root"),
-                        (args.mode != "unified", "--mode per_target")):
-        if given:
-            raise ValueError(f"--random-draw: {name} does not apply (random removal uses no "
-                             "scores and keeps one list for every target)")
 
 
 def score_paths(args: argparse.Namespace, seeds: tuple[int, ...]) -> tuple[list[Path], str]:

@@ -14,10 +14,10 @@ import logging
 from pathlib import Path
 
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
-from .lib.data import SongList
 from .lib.io import read_json, write_json
 from .lib.params import load_base
 from .lib.sanity import NOISE, plant, planted_ranks
+from .lib.songs import SongList
 from .lib.truth import read_truth
 
 log = logging.getLogger("stages.sanity")

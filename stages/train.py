@@ -12,10 +12,10 @@ from pathlib import Path
 
 from .lib import workers
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
-from .lib.data import SongList
-from .lib.io import atomic_path, dumps_json, output_folder, remove_stale, sidecar
-from .lib.params import TARGETS, load_base, load_runtime, load_section
+from .lib.io import output_folder, remove_stale, sidecar
+from .lib.params import load_base, load_runtime, load_section
 from .lib.readers import list_track_folders
+from .lib.songs import SongList
 
 log = logging.getLogger("stages.train")
 
@@ -37,9 +37,7 @@ def run(argv: list[str] | None = None) -> None:
     runtime = load_runtime(resolve_params(args))
     if runtime.workers > 1:
         workers.start_server()  # the workers' imports (torch: 2 s) overlap this process's
-    import torch  # here, after the fork server starts: the two load at once
-
-    from .lib import unmix
+    from .lib import unmix  # torch: here, after the fork server starts (the two load at once)
 
     base = load_base(args.params)
     params = load_section(args.params, "train", unmix.TrainParams)
@@ -70,28 +68,13 @@ def run(argv: list[str] | None = None) -> None:
         output_folder(args.checkpoints)
 
     with timed(args.cost, "train", seed=args.seed) as cost:
-        jobs = [unmix.TargetJob(
-                    target=t, folders=songs.songs[t], valid_folders=valid,
-                    sample_rate=base.sample_rate, params=params, seed=args.seed,
-                    device=runtime.device, threads=runtime.worker_threads,
-                    loading=unmix.loading(runtime), data_key=key,
-                    checkpoint=args.checkpoints / f"{t}.pt" if args.checkpoints else None,
-                    live_dir=args.live / t if args.live else None, quiet=args.quiet)
-                for t in TARGETS]
+        jobs = unmix.target_jobs(songs.songs, valid, params, args.seed, base.sample_rate, runtime,
+                                 key, args.checkpoints, args.live, args.quiet)
         results = unmix.train_targets(jobs, runtime.workers)
-        with atomic_path(args.out) as tmp:
-            tmp.mkdir()
-            for target, result in results.items():
-                torch.save(result.state_dict, tmp / f"{target}.pth")
-            info = {"config": unmix.model_config(params.model, base.sample_rate),
-                    "training_key": key, "targets": {
-                t: {"best_epoch": r.best_epoch, "best_valid_loss": r.best_valid_loss,
-                    "n_songs": len(songs.songs[t]), "history": r.history}
-                for t, r in results.items()}}
-            (tmp / "model.json").write_text(dumps_json(info))
-            (tmp / "sidecar.json").write_text(dumps_json(sidecar(
-                params, seed=args.seed, sample_rate=base.sample_rate,
-                songs=_names(songs))))
+        unmix.save_training(args.out, results, params, base.sample_rate, key,
+                            {t: len(v) for t, v in songs.songs.items()},
+                            sidecar(params, seed=args.seed, sample_rate=base.sample_rate,
+                                    songs=_names(songs)))
         cost["epochs"] = params.epochs
     if args.live is not None:
         output_folder(args.live)

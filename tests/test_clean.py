@@ -79,8 +79,8 @@ def test_clean_bad_arguments(folders: Path, extra: list[str], message: str) -> N
 def test_a_moisesdb_kept_list_is_trainable(folders: Path) -> None:
     from test_readers import _moises_track
 
-    from stages.lib.data import SongList
     from stages.lib.readers import read_track_folder
+    from stages.lib.songs import SongList
 
     for uuid in ("0001", "0002", "0003"):
         _moises_track(folders / "moises", uuid)
@@ -97,7 +97,7 @@ def test_a_moisesdb_kept_list_is_trainable(folders: Path) -> None:
 def test_kept_songs_at_another_rate_are_resampled_once(folders: Path) -> None:
     """Training seeks excerpts without resampling: songs stored at 16 kHz (the params say 8 kHz)
     come out of clean as 8 kHz track folders, the others stay where they are."""
-    from stages.lib.data import SongList, SongTable
+    from stages.lib.songs import SongList, SongTable
 
     for i in range(6):
         stems = tone_stems(seconds=1.0, sr=16000, seed=i) if i % 2 else tone_stems(seed=i)

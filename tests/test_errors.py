@@ -17,7 +17,6 @@ import torch
 from conftest import params_of, tone_stems, write_params, write_stems
 
 from stages import evaluate, train
-from stages.lib.data import SongList, SongTable
 from stages.lib.io import is_marked, output_folder
 from stages.lib.params import (
     ParamsError,
@@ -28,6 +27,7 @@ from stages.lib.params import (
     select_device,
 )
 from stages.lib.readers import list_track_folders, read_track_folder
+from stages.lib.songs import SongList, SongTable
 from stages.lib.unmix import ModelParams, TrainParams, load_model, model_config, train_target
 from stages.tools import clean, songlist
 
@@ -117,14 +117,17 @@ def test_bad_model_files_are_one_line(tmp_path: Path, content: str) -> None:
         load_model(path, config)
     assert str(err.value).startswith(f"{path}: ") and "weights_only" not in str(err.value)
     # through a stage: one line, exit status 1
-    models = tmp_path / "models"
-    models.mkdir()
+    models = tmp_path / "models" / "seed0"
+    models.mkdir(parents=True)
     (models / "model.json").write_text(json.dumps({"config": config}))
     path.rename(models / "vocals.pth")
+    for target in ("bass", "drums", "other"):
+        (models / f"{target}.pth").write_bytes(b"")
     write_stems(tmp_path / "test" / "t0", tone_stems(seconds=1.0))
     with pytest.raises(SystemExit) as exit_info:
         evaluate.main(["--params", str(write_params(tmp_path / "p.yaml", {"base": {
-            "sample_rate": SR}})), "--models", str(models), "--test", str(tmp_path / "test"),
+            "sample_rate": SR, "seeds": [0]}})), "--models", str(models.parent),
+            "--seeds-from", "base.seeds", "--test", str(tmp_path / "test"),
             "--scores", str(tmp_path / "s.json"), "--metrics", str(tmp_path / "m.json")])
     assert str(exit_info.value.code).startswith(f"error: evaluate: {models / 'vocals.pth'}: ")
 

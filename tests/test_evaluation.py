@@ -1,17 +1,23 @@
-"""SDR functions against closed forms and against museval itself; parallel scoring equals serial."""
+"""SDR functions against closed forms and against museval itself; parallel scoring, and scoring
+several models through one pool, equal serial scoring."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
+from stages.lib.audio import Track
 from stages.lib.evaluation import (
+    EvalParams,
     ScoreJob,
     bsseval_v4_sdr,
     mdx_sdr,
     median_or_none,
     museval_sdr,
+    score_models,
     score_songs,
+    score_tracks,
     summarize,
 )
 from stages.lib.params import TARGETS
@@ -111,3 +117,18 @@ def test_parallel_scoring_equals_serial() -> None:
         ests = {t: 0.9 * a for t, a in refs.items()}
         jobs.append(ScoreJob(f"song{i}", refs, ests, SR, 1.0, True))
     assert score_songs(jobs, workers=2) == score_songs(jobs, workers=1)
+
+
+def test_several_models_through_one_pool_equal_each_scored_alone() -> None:
+    params = EvalParams(niter=0, wiener_win_len=300, window_seconds=0.5, museval=True)
+    cpu = torch.device("cpu")
+
+    def tracks(name: str) -> list[Track]:  # each "model" sees other songs: rows must not mix
+        seed = int(name[4:])
+        return [Track(f"{name}-song{i}", _signals(seed=10 * seed + i, seconds=1.0), SR)
+                for i in range(2)]
+
+    names = ["seed0", "seed1", "seed2"]
+    alone = [score_tracks(tracks(n), None, params, SR, cpu, workers=1) for n in names]
+    for workers in (1, 2):
+        assert list(score_models([None] * 3, tracks, names, params, SR, cpu, workers)) == alone

@@ -10,6 +10,7 @@ import pytest
 from conftest import tone_stems, write_params, write_stems
 
 from stages import filter as filter_stage
+from stages import random_filter
 from stages.lib.filtering import auto_ratio, keep_top, kept_songs, mean_table, random_table, two_gaussians
 from stages.lib.params import TARGETS
 from stages.lib.scores import ScoreTable
@@ -177,27 +178,27 @@ def test_random_removal_is_keyed_by_draw_and_song() -> None:
     assert len({frozenset(o) for o in others}) == 5  # every draw keeps other songs
 
 
-def test_filter_stage_random_draw(tmp_path: Path) -> None:
+def test_random_filter_stage_writes_one_list_per_draw(tmp_path: Path) -> None:
     for i in range(8):
         write_stems(tmp_path / "set" / f"s{i}", tone_stems(seconds=0.1, seed=i))
-    kept = {}
-    for draw in (0, 1):
-        out = tmp_path / f"draw{draw}.json"
-        filter_stage.main(["--dataset", str(tmp_path / "set"), "--random-draw", str(draw),
-                           "--ratio", "0.5", "--out", str(out)])
-        kept[draw] = json.loads(out.read_text())
-        assert kept[draw]["rule"] == "random" and kept[draw]["draw"] == draw
-        assert len(kept[draw]["songs"]["vocals"]) == 4
-        assert kept[draw]["songs"]["vocals"] == kept[draw]["songs"]["drums"]
+    params = write_params(tmp_path / "params.yaml", {"cleaning": {"random_draws": [0, 1]}})
+    out = tmp_path / "filtered" / "random" / "r0.5"
+    random_filter.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
+                        "--ratio", "0.5", "--out", str(out)])
+    assert sorted(p.name for p in out.glob("*.json")) == ["draw0.json", "draw1.json"]
+    kept = {d: json.loads((out / f"draw{d}.json").read_text()) for d in (0, 1)}
+    for draw, lists in kept.items():
+        assert lists["rule"] == "random" and lists["draw"] == draw and lists["ratio"] == 0.5
+        assert len(lists["songs"]["vocals"]) == 4
+        assert lists["songs"]["vocals"] == lists["songs"]["drums"]
+        # paths relative to the list's final place (not the temporary folder it was written in)
+        assert all((out / p).resolve().parent == (tmp_path / "set").resolve()
+                   for p in lists["songs"]["vocals"])
     assert kept[0]["songs"] != kept[1]["songs"]
-    for bad, message in ((["--ratio", "auto"], "--ratio auto needs scores"),
-                         (["--ratio", "0.5", "--method", "fad"], "--method does not apply"),
-                         (["--ratio", "0.5", "--mode", "per_target"], "--mode per_target"),
-                         (["--ratio", "0.5", "--scores-root", str(tmp_path)], "--scores-root")):
-        with pytest.raises(SystemExit, match=message):
-            filter_stage.main(["--dataset", str(tmp_path / "set"), "--random-draw", "0", *bad,
-                               "--out", str(tmp_path / "bad.json")])
-    with pytest.raises(SystemExit, match="a draw is an integer >= 0"):
-        filter_stage.main(["--dataset", str(tmp_path / "set"), "--random-draw", "-1", "--ratio",
-                           "0.5", "--out", str(tmp_path / "bad.json")])
-    assert not (tmp_path / "bad.json").exists()
+    table = random_table(sorted(f"s{i}" for i in range(8)), 1)  # the draw's own scores
+    assert [Path(p).name for p in kept[1]["songs"]["bass"]] == keep_top(table.songs,
+                                                                         table.unified, 0.5)
+    with pytest.raises(SystemExit, match="--ratio auto needs scores"):
+        random_filter.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
+                            "--ratio", "auto", "--out", str(tmp_path / "bad")])
+    assert not (tmp_path / "bad").exists()

@@ -12,9 +12,9 @@ import torch
 from conftest import params_of, tone_stems, write_stems
 from scipy.stats import t
 
-from stages.lib.data import SongTable
 from stages.lib.lengths import SnapshotJob, check_epochs, length_report, run_snapshot_job
 from stages.lib.params import TARGETS, ParamsError
+from stages.lib.songs import SongTable
 from stages.lib.unmix import Loading, TrainParams, train_target
 from stages.tools import length_study
 

@@ -62,29 +62,31 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
                         f"{condition}.json"), "--valid", str(dataset / "reference"),
                         "--seed", str(seed), "--out", str(out), "--quiet",
                         "--checkpoints", str(dataset / "ckpt"), "--live", str(dataset / "live")])
-            evaluate.main(["--params", str(params), "--models", str(out), "--test",
-                           str(dataset / "test"), "--scores", str(dataset / "scores.json"),
-                           "--metrics", str(dataset / "runs" / condition / f"seed{seed}.json"),
-                           "--quiet"])
+        evaluate.main(["--params", str(params), "--models", str(dataset / "models" / condition),
+                       "--seeds-from", "base.seeds", "--test", str(dataset / "test"),
+                       "--scores", str(dataset / f"scores_{condition}.json"),
+                       "--metrics", str(dataset / "runs" / f"{condition}.json"), "--quiet"])
     info = json.loads((dataset / "models" / "clean_only" / "seed0" / "model.json").read_text())
     assert set(info["targets"]) == set(TARGETS) and info["targets"]["bass"]["n_songs"] == 2
     assert not (dataset / "ckpt").exists()  # checkpoints are dropped after success
     assert (dataset / "live" / "vocals" / "metrics.json").is_file()
     sidecar = json.loads((dataset / "models" / "clean_only" / "seed0" / "sidecar.json").read_text())
     assert sidecar["seed"] == 0 and "torch" in sidecar["versions"]
-    run = json.loads((dataset / "runs" / "contaminated" / "seed0.json").read_text())
-    assert run["n_songs"] == 1 and "museval_sdr_db_vocals" in run
-    stale = dataset / "runs" / "clean_only" / "seed7.json"  # left by an older configuration
-    stale.write_text(json.dumps({"mdx_sdr_db_avg": 99.0}))
-    with pytest.raises(SystemExit, match="random_r0.5/seed0.json: run of a random-control draw"):
+    runs = json.loads((dataset / "runs" / "contaminated.json").read_text())
+    assert set(runs) == {"seed0", "seed1"}
+    assert runs["seed0"]["n_songs"] == 1 and "museval_sdr_db_vocals" in runs["seed0"]
+    assert runs["seed0"] != runs["seed1"]  # two models, scored separately
+    songs = json.loads((dataset / "scores_contaminated.json").read_text())
+    assert [row["song"] for row in songs["seed1"]["songs"]] == ["test0"]
+    clean = dataset / "runs" / "clean_only.json"  # a seed left by an older configuration:
+    clean.write_text(json.dumps({**json.loads(clean.read_text()), "seed7": {"mdx_sdr_db_avg": 99.0}}))
+    with pytest.raises(SystemExit, match=r"random_r0.5.json: run seed0 of a random-control draw"):
         aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
                         str(dataset / "runs"), "--out", str(dataset / "agg.json")])
     # the random control: one run per draw (draw 3 is not in random_draws: ignored)
-    for draw, value in ((0, 1.0), (1, 2.0), (3, 99.0)):
-        run = {**json.loads((dataset / "runs" / "contaminated" / "seed0.json").read_text()),
-               "mdx_sdr_db_avg": value}
-        (dataset / "runs" / "random_r0.5").mkdir(exist_ok=True)
-        (dataset / "runs" / "random_r0.5" / f"seed{draw}.json").write_text(json.dumps(run))
+    (dataset / "runs" / "random_r0.5.json").write_text(json.dumps({
+        f"seed{draw}": {**runs["seed0"], "mdx_sdr_db_avg": value}
+        for draw, value in ((0, 1.0), (1, 2.0), (3, 99.0))}))
     aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
                     str(dataset / "runs"), "--out", str(dataset / "agg.json")])
     agg = json.loads((dataset / "agg.json").read_text())
@@ -94,8 +96,9 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
                                                                   "n": 2}
     assert "random_r0.5_minus_contaminated_mdx_sdr_db_avg" in agg["margins"]
     # a set without its own clean_only runs borrows them (EffectsDB shares Mixed23's clean songs)
-    shutil.copytree(dataset / "runs" / "contaminated", dataset / "edb" / "contaminated")
-    shutil.copytree(dataset / "runs" / "random_r0.5", dataset / "edb" / "random_r0.5")
+    (dataset / "edb").mkdir()
+    for condition in ("contaminated", "random_r0.5"):
+        shutil.copyfile(dataset / "runs" / f"{condition}.json", dataset / "edb" / f"{condition}.json")
     aggregate.main(["--params", str(params), "--dataset", "effectsdb", "--runs",
                     str(dataset / "edb"), "--baselines", str(dataset / "runs"), "--out",
                     str(dataset / "agg_edb.json")])
@@ -123,6 +126,17 @@ def test_evaluate_needs_models_or_trivial(dataset: Path) -> None:
     with pytest.raises(SystemExit, match="exactly one of"):
         evaluate.main(["--params", str(_params(dataset)), "--test", str(dataset / "test"),
                        "--scores", str(dataset / "s.json"), "--metrics", str(dataset / "m.json")])
+    with pytest.raises(SystemExit, match="--models goes with --seeds-from"):
+        evaluate.main(["--params", str(_params(dataset)), "--test", str(dataset / "test"),
+                       "--models", str(dataset / "models"),
+                       "--scores", str(dataset / "s.json"), "--metrics", str(dataset / "m.json")])
+    # a missing seed's model is named before any model is loaded; nothing is written
+    (dataset / "models" / "seed0").mkdir(parents=True)
+    with pytest.raises(SystemExit, match=r"error: evaluate: .*models/seed0/model.json: not found"):
+        evaluate.main(["--params", str(_params(dataset)), "--test", str(dataset / "test"),
+                       "--models", str(dataset / "models"), "--seeds-from", "cleaning.random_draws",
+                       "--scores", str(dataset / "s.json"), "--metrics", str(dataset / "m.json")])
+    assert not (dataset / "s.json").exists() and not (dataset / "m.json").exists()
     evaluate.main(["--params", str(_params(dataset)), "--trivial", "--test", str(dataset / "test"),
                    "--scores", str(dataset / "s.json"), "--metrics", str(dataset / "m.json")])
     assert json.loads((dataset / "m.json").read_text())["n_songs"] == 1

@@ -128,12 +128,11 @@ def test_aggregate_pairs_each_cleaning_with_contaminated_and_methods_at_one_rati
 
     sdr = {"contaminated": 3.0, "fad_r0.5": 4.0, "mlp_r0.5": 3.5, "fad_r0.75": 3.8,
            "mlp_r0.75": 3.2}
+    (tmp_path / "runs").mkdir()
     for condition, value in sdr.items():
-        for seed in (0, 1, 2):
-            path = tmp_path / "runs" / condition / f"seed{seed}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"museval_sdr_db_avg": value + 0.1 * seed,
-                                        "mdx_sdr_db_avg": value, "n_songs": 2}))
+        (tmp_path / "runs" / f"{condition}.json").write_text(json.dumps({
+            f"seed{seed}": {"museval_sdr_db_avg": value + 0.1 * seed, "mdx_sdr_db_avg": value,
+                            "n_songs": 2} for seed in (0, 1, 2)}))
     params = write_params(tmp_path / "params.yaml", {
         "base": {"seeds": [0, 1, 2]},
         "cleaning": {"methods": ["fad", "mlp"], "ratios": [0.5, 0.75],
@@ -178,11 +177,10 @@ def test_the_random_control_is_compared_unpaired_over_all_its_draws(tmp_path: Pa
     (tmp_path / "truth.json").write_text(json.dumps(truth))
     every = {**runs, "clean_only": {s: {"museval_sdr_db_avg": 5.0} for s in range(3)},
              "fad_r0.5": {s: {"museval_sdr_db_avg": 4.0 + 0.1 * s} for s in range(3)}}
+    (tmp_path / "runs").mkdir()
     for condition, by_seed in every.items():
-        for seed, metrics in by_seed.items():
-            path = tmp_path / "runs" / condition / f"seed{seed}.json"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({**metrics, "mdx_sdr_db_avg": 1.0}))
+        (tmp_path / "runs" / f"{condition}.json").write_text(json.dumps({
+            f"seed{seed}": {**metrics, "mdx_sdr_db_avg": 1.0} for seed, metrics in by_seed.items()}))
     kept = {"fad/r0.5.json": ["s0", "s1"], **{f"random/r0.5/draw{d}.json": ["s0", f"s{1 + d % 3}"]
                                              for d in range(5)}}
     for rel, songs in kept.items():
@@ -206,6 +204,8 @@ def test_the_random_control_is_compared_unpaired_over_all_its_draws(tmp_path: Pa
     assert agg["composition"]["random_r0.5"]["pct_clean_kept"] == pytest.approx(70.0)
     gap = agg["gap_closed"]["random_r0.5"]["museval_sdr_db_avg"]  # per draw vs baseline means
     assert gap["n"] == 5 and abs(gap["mean"] - (3.0 - 3.2) / (5.0 - 3.2)) < 1e-12
-    (tmp_path / "runs" / "random_r0.5" / "seed4.json").unlink()
-    with pytest.raises(SystemExit, match=r"random_r0.5/seed4.json: run of a random-control draw"):
+    random = tmp_path / "runs" / "random_r0.5.json"
+    random.write_text(json.dumps({k: v for k, v in json.loads(random.read_text()).items()
+                                  if k != "seed4"}))
+    with pytest.raises(SystemExit, match=r"random_r0.5.json: run seed4 of a random-control draw"):
         aggregate.main(args)

@@ -12,8 +12,8 @@ from conftest import SR, tone_stems, write_params, write_stems
 from stages import sanity
 from stages.lib.attribution import descending_ranks, sanity_ranks
 from stages.lib.audio import read_wav
-from stages.lib.data import SongList
 from stages.lib.params import TARGETS
+from stages.lib.songs import SongList
 
 
 def test_descending_ranks_put_the_largest_first() -> None:

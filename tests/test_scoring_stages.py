@@ -10,10 +10,10 @@ import pytest
 from conftest import params_of, tone_stems, write_params, write_stems
 
 from stages import attribute, embed, fad_scores, mlp_scores, train
-from stages.lib.data import song_list_for
 from stages.lib.mlp import MLPParams, class_probabilities, frame_accuracy, train_classifier
 from stages.lib.params import TARGETS
 from stages.lib.scores import ScoreTable
+from stages.lib.songs import song_list_for
 
 SR = 8000
 

@@ -9,12 +9,19 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 import torch
 from conftest import params_of, tone_stems, write_stems
 
 from stages.lib import workers
-from stages.lib.data import ExcerptSampler, SongTable, TrainingBatches, decoded_mib
 from stages.lib.params import select_device
+from stages.lib.songs import (
+    ExcerptSampler,
+    SongTable,
+    TrainingBatches,
+    decoded_mib,
+    float_wav_samples,
+)
 from stages.lib.unmix import (
     Loading,
     Magnitude,
@@ -22,6 +29,7 @@ from stages.lib.unmix import (
     TrainParams,
     Validator,
     build_model,
+    code_digest,
     fit_scaler,
     load_model,
     model_config,
@@ -157,32 +165,67 @@ def test_validation_keeps_small_songs_transformed_with_the_same_losses(banks) ->
     assert len(kept._kept or []) == len(bank) and streamed._kept is None
 
 
-def test_streamed_preloaded_and_worker_batches_are_the_same(banks) -> None:
-    """Seeking excerpts on disk, decoding songs into RAM, and loader processes: same batches,
-    same weights (batches are seeded per step, not by a stream that workers would share)."""
+def _pcm16_copy(folders: list[str], root: Path) -> list[str]:
+    """The songs again as 16-bit WAV files of the same (16-bit exact) values."""
+    copies = []
+    for folder in folders:
+        for wav in Path(folder).glob("*.wav"):
+            data, rate = sf.read(wav, dtype="float32", always_2d=True)
+            data = np.round(data * 32767) / 32767  # representable in 16 bits
+            (root / Path(folder).name).mkdir(parents=True, exist_ok=True)
+            sf.write(root / Path(folder).name / wav.name, data, rate, subtype="PCM_16")
+        copies.append(str(root / Path(folder).name))
+    return copies
+
+
+def test_streamed_mapped_decoded_and_worker_batches_are_the_same(banks, tmp_path: Path) -> None:
+    """Seeking excerpts on disk, mapping float WAVs, decoding songs into RAM, and loader
+    processes: same batches, same weights (batches are seeded per step, not by a stream that
+    workers would share)."""
     bank, valid = banks
-    ram = SongTable.open(bank.folders, SR, preload_mib=math.inf)
-    assert ram.preloaded and not bank.preloaded
-    for table in (bank, ram):
-        sampler = ExcerptSampler(table, np.arange(3), "drums", TINY.sampler)
-        batches = TrainingBatches(sampler, 7, TINY.steps_per_epoch, TINY.batch_size)
-        if table is bank:
-            first = [batches[i] for i in (0, 5)]
-        else:
-            again = [batches[i] for i in (0, 5)]
-    for (m1, t1), (m2, t2) in zip(first, again, strict=True):
-        assert np.array_equal(m1, m2) and np.array_equal(t1, t2)
-    assert not np.array_equal(first[0][0], first[1][0])  # steps differ
+    mapped = SongTable.open(bank.folders, SR, preload_mib=math.inf)
+    assert mapped.preloaded and mapped.mapped and not bank.preloaded
+    pcm = _pcm16_copy(bank.folders, tmp_path)  # decoded (not a float WAV), and its stream
+    decoded, pcm_streamed = SongTable.open(pcm, SR, preload_mib=math.inf), SongTable.open(pcm, SR)
+    assert decoded.preloaded and not decoded.mapped
+    for one, other in ((bank, mapped), (pcm_streamed, decoded)):
+        drawn = []
+        for table in (one, other):
+            sampler = ExcerptSampler(table, np.arange(3), "drums", TINY.sampler)
+            batches = TrainingBatches(sampler, 7, TINY.steps_per_epoch, TINY.batch_size)
+            drawn.append([batches[i] for i in (0, 5)])
+            assert all(np.array_equal(table.stems(i), one.stems(i)) for i in range(3))
+        for (m1, t1), (m2, t2) in zip(*drawn, strict=True):
+            assert np.array_equal(m1, m2) and np.array_equal(t1, t2)
+        assert not np.array_equal(drawn[0][0][0], drawn[0][1][0])  # steps differ
     runs = [train_target(table, np.arange(3), valid, "drums", TINY, 5, CPU, quiet=True,
                          loading=Loading(workers=workers, preload_mib=0))
-            for table, workers in ((bank, 0), (ram, 0), (bank, 2))]
+            for table, workers in ((bank, 0), (mapped, 0), (bank, 2))]
     for run in runs[1:]:
         assert run.history == runs[0].history
         assert all(torch.equal(run.state_dict[k], v) for k, v in runs[0].state_dict.items())
 
 
+def test_float_wav_samples_are_the_decoded_ones_and_other_files_are_not_mapped(
+        tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    for channels, subtype in ((2, "FLOAT"), (1, "FLOAT"), (3, "FLOAT"), (2, "PCM_16"),
+                              (2, "DOUBLE")):
+        path = tmp_path / f"{channels}-{subtype}.wav"
+        sf.write(path, rng.uniform(-1, 1, (1000, channels)).astype(np.float32), SR,
+                 subtype=subtype)
+        mapped = float_wav_samples(path, 1000)
+        if subtype != "FLOAT":
+            assert mapped is None
+            continue
+        assert mapped is not None and mapped.shape == (1000, channels)
+        assert np.array_equal(mapped, sf.read(path, dtype="float32", always_2d=True)[0])
+    (tmp_path / "not.wav").write_bytes(b"RIFF\x04\x00\x00\x00WAVE")  # no chunks at all
+    assert float_wav_samples(tmp_path / "not.wav", 10) is None
+
+
 def test_preloading_follows_the_memory_budget(banks) -> None:
-    """A set is decoded into RAM only when its float32 samples fit ``preload_mib``."""
+    """A set is held in memory only when its float32 samples fit ``preload_mib``."""
     bank, _ = banks
     size = decoded_mib(bank.songs)  # 3 songs x 1.5 s x 4 stems x 2 channels x 4 bytes
     assert size == pytest.approx(3 * int(1.5 * SR) * 4 * 2 * 4 / 2**20)
@@ -267,3 +310,16 @@ def test_compiled_training_keeps_the_plain_weights(banks) -> None:
     model = build_model(TINY.model, SR)
     model.load_state_dict(result.state_dict)  # no "_orig_mod." prefix: loads into a plain model
     assert np.isfinite(result.best_valid_loss)
+
+
+def test_the_code_digest_ignores_docstrings_comments_and_layout_only(tmp_path: Path) -> None:
+    module = tmp_path / "m.py"
+
+    def digest(source: str) -> str:
+        module.write_text(source)
+        return code_digest([module])
+
+    plain = digest('"""Doc."""\ndef f(x):\n    """Twice."""\n    return x * 2\n')
+    assert digest('"""Reworded."""\n# a comment\ndef f(x):\n\n    return (x *\n            2)\n') == plain
+    assert digest('"""Doc."""\ndef f(x):\n    """Twice."""\n    return x * 3\n') != plain
+    assert digest('"""Doc."""\ndef f(y):\n    """Twice."""\n    return y * 2\n') != plain

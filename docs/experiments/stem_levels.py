@@ -32,9 +32,9 @@ from scipy.stats import rankdata
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from stages.lib.data import SongList  # noqa: E402
 from stages.lib.params import TARGETS  # noqa: E402
 from stages.lib.readers import list_track_folders  # noqa: E402
+from stages.lib.songs import SongList  # noqa: E402
 
 SEEDS = (0, 1, 2)
 

@@ -11,25 +11,30 @@ import numpy as np
 
 from .io import read_json
 
-SEED_FILE = re.compile(r"^seed(\d+)\.json$")
+SEED_KEY = re.compile(r"seed(\d+)")
 
 
 def collect_runs(root: Path, seeds: tuple[int, ...] | None = None,
                  conditions: tuple[str, ...] | None = None) -> dict[str, dict[int, dict]]:
-    """``{condition: {seed: metrics}}`` from ``<root>/<condition>/seed<k>.json`` files.
+    """``{condition: {seed: metrics}}`` from ``<root>/<condition>.json`` files (an evaluate
+    stage's metrics: one entry ``seed<k>`` per model).
 
-    Only the given ``seeds`` and ``conditions`` are read when given: files left by an earlier
-    configuration (DVC does not delete outputs of stages that no longer exist) are ignored.
+    Only the given ``seeds`` and ``conditions`` are read when given: files and entries left by an
+    earlier configuration (DVC does not delete outputs of stages that no longer exist) are
+    ignored.
     """
     runs: dict[str, dict[int, dict]] = {}
-    for path in sorted(root.glob("*/seed*.json")):
-        match = SEED_FILE.match(path.name)
-        if not match or (conditions is not None and path.parent.name not in conditions):
+    for path in sorted(root.glob("*.json")):
+        if conditions is not None and path.stem not in conditions:
             continue
-        if seeds is None or int(match.group(1)) in seeds:
-            runs.setdefault(path.parent.name, {})[int(match.group(1))] = read_json(path)
+        for key, metrics in read_json(path).items():
+            match = SEED_KEY.fullmatch(key)
+            if match is None:
+                raise ValueError(f"{path}: entry '{key}' is not a run seed<k>")
+            if seeds is None or int(match.group(1)) in seeds:
+                runs.setdefault(path.stem, {})[int(match.group(1))] = metrics
     if not runs:
-        raise ValueError(f"{root}: no <condition>/seed<k>.json run metrics found")
+        raise ValueError(f"{root}: no <condition>.json run metrics found")
     return runs
 
 
@@ -194,12 +199,14 @@ def collect_random_runs(root: Path, ratios: tuple[float, ...],
     draw, trained with seed = draw); every configured draw must be there."""
     runs: dict[str, dict[int, dict]] = {}
     for ratio in ratios:
-        folder = root / f"{RANDOM}{ratio}"
-        missing = [folder / f"seed{d}.json" for d in draws
-                   if not (folder / f"seed{d}.json").is_file()]
+        condition = f"{RANDOM}{ratio}"
+        found = collect_runs(root, draws, (condition,)) if (root / f"{condition}.json").is_file() \
+            else {}
+        missing = [d for d in draws if d not in found.get(condition, {})]
         if missing:
-            raise FileNotFoundError(f"{missing[0]}: run of a random-control draw not found")
-        runs.update(collect_runs(root, draws, (folder.name,)))
+            raise FileNotFoundError(f"{root / condition}.json: run seed{missing[0]} of a "
+                                    "random-control draw not found")
+        runs.update(found)
     return runs
 
 

@@ -198,8 +198,8 @@ def write_results(out: Path, table: ScoreTable, ratio: float, rule: str, kind: s
     ``sidecar.json`` into ``out`` (created and marked; a ``baseline/`` there is kept). Kept songs
     of a MUSDB18 / MoisesDB source, or of folders at another rate than ``sample_rate``, are
     exported to ``out/tracks/`` so the list is trainable."""
-    from .data import song_list_for
     from .filtering import kept_songs
+    from .songs import song_list_for
 
     kept = kept_songs(table, ratio, "unified")["vocals"]
     output_folder(out)

@@ -18,10 +18,11 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -182,11 +183,58 @@ def score_tracks(tracks: Iterable[Track], separator: torch.nn.Module | None, par
                  sample_rate: int, device: torch.device, workers: int) -> list[dict]:
     """Separate each test track with ``separator`` and score it; ``separator=None`` scores the
     mixture itself as every stem's estimate (the trivial lower bound)."""
-    jobs = [ScoreJob(track.name, track.stems,
+    return score_songs(_jobs(tracks, separator, params, sample_rate, device), workers)
+
+
+def _jobs(tracks: Iterable[Track], separator: torch.nn.Module | None, params: EvalParams,
+          sample_rate: int, device: torch.device) -> list[ScoreJob]:
+    return [ScoreJob(track.name, track.stems,
                      ({t: track.mixture for t in track.stems} if separator is None
                       else separate(separator, track.mixture, device)),
                      sample_rate, params.window_seconds, params.museval) for track in tracks]
-    return score_songs(jobs, workers)
+
+
+def check_model_folder(folder: Path) -> None:
+    """A trained model folder: ``model.json`` and one weights file per target (checked before
+    any model is loaded, so a missing one fails before the work)."""
+    needed = [folder / "model.json", *(folder / f"{t}.pth" for t in TARGETS)]
+    missing = [path for path in needed if not path.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{missing[0]}: not found (a trained model folder holds model.json "
+                                f"and {', '.join(f'{t}.pth' for t in TARGETS)})")
+
+
+def score_models(models: Sequence[Path | None], tracks: Callable[[str], Iterable[Track]],
+                 names: Sequence[str], params: EvalParams, sample_rate: int,
+                 device: torch.device, workers: int) -> Iterator[list[dict]]:
+    """Each model folder's song rows in turn (``None``: the trivial estimate), as
+    :func:`score_tracks` gives them; ``tracks(name)`` reads the test songs for model ``name``.
+
+    One pool of ``workers`` scoring processes serves every model, and a model separates its
+    songs while the previous model's are scored (memory: two models' estimates). Each row is a
+    pure function of its song and model, so the results equal a serial run.
+    """
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    pending: list[Any] | None = None
+    try:
+        for model, name in zip(models, names, strict=True):
+            separator = (None if model is None else
+                         load_separator(model, params.niter, params.wiener_win_len, device))
+            jobs = _jobs(tracks(name), separator, params, sample_rate, device)
+            current = [pool.submit(_score_in_worker, job) for job in jobs] if pool else jobs
+            if pending is not None:
+                yield _rows(pending)
+            pending = current
+        if pending is not None:
+            yield _rows(pending)
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+
+
+def _rows(pending: list[Any]) -> list[dict]:
+    """Rows of submitted jobs (futures) or of jobs still to score here."""
+    return [item.result() if isinstance(item, Future) else score_song(item) for item in pending]
 
 
 def median_or_none(values: list[float | None]) -> float | None:

@@ -25,15 +25,16 @@ import torch
 from tqdm import tqdm
 
 from .audio import Track
-from .data import SongList, SongTable
 from .evaluation import EvalParams, load_separator, score_tracks, summarize
 from .io import atomic_path, dumps_json, read_json, write_json
 from .params import TARGETS, ParamsError, RuntimeParams, as_plain, select_device
 from .plots import save_png
+from .songs import SongList, SongTable
 from .unmix import (
     Loading,
     TrainParams,
     check_song_lengths,
+    loading,
     model_config,
     train_target,
     training_key,
@@ -65,6 +66,26 @@ class SnapshotJob:
 
     def snapshot(self, epoch: int) -> Path:
         return self.work / self.condition / f"seed{self.seed}" / f"e{epoch}" / f"{self.target}.pth"
+
+
+def check_study(seeds: Sequence[int], evaluation: EvalParams, committed: Path | None) -> None:
+    """The study's own arguments: distinct seeds, museval on, an existing committed root."""
+    if len(set(seeds)) != len(seeds):
+        raise ParamsError(f"--seeds {list(seeds)}: a seed given twice")
+    if not evaluation.museval:
+        raise ParamsError("evaluate.museval: the length study reports museval SDR; set it to true")
+    if committed is not None and not committed.is_dir():
+        raise ParamsError(f"--committed {committed}: not a folder")
+
+
+def snapshot_jobs(conditions: dict[str, Path], seeds: Sequence[int], valid: tuple[str, ...],
+                  epochs: tuple[int, ...], params: TrainParams, sample_rate: int,
+                  runtime: RuntimeParams, work: Path) -> list[SnapshotJob]:
+    """One job per condition, seed and target (conditions: song-list JSON per name)."""
+    return [SnapshotJob(condition=c, songs=songs, valid=valid, target=t, seed=s, epochs=epochs,
+                        params=params, sample_rate=sample_rate, threads=runtime.worker_threads,
+                        device=runtime.device, loading=loading(runtime), work=work)
+            for c, songs in conditions.items() for s in seeds for t in TARGETS]
 
 
 def check_epochs(epochs: Sequence[int], params: TrainParams, device: str) -> tuple[int, ...]:
@@ -267,7 +288,13 @@ def snapshot_keys(conditions: dict[str, SongList], valid: tuple[str, ...], seeds
 
 
 def train_snapshots(jobs: Sequence[SnapshotJob], workers: int, quiet: bool) -> None:
-    """Train the jobs' models, ``workers`` processes at a time (they die with this one)."""
+    """Train the models of the jobs whose snapshots are not all saved yet (an interrupted study
+    resumes), ``workers`` processes at a time (they die with this one)."""
+    todo = [j for j in jobs if not all(j.snapshot(e).is_file() for e in j.epochs)]
+    if jobs:
+        log.info("length study: %d of %d models to train (%d epochs each, saved at %s)",
+                 len(todo), len(jobs), jobs[0].epochs[-1], list(jobs[0].epochs))
+    jobs = todo
     with worker_context().Pool(max(1, workers), initializer=die_with_parent,
                                initargs=(os.getpid(),)) as pool:
         for _ in tqdm(pool.imap_unordered(run_snapshot_job, jobs), total=len(jobs),

@@ -16,10 +16,10 @@ import numpy as np
 
 from .attribution import sanity_ranks
 from .audio import read_wav, stem_sum, write_wav
-from .data import SongList, song_lists
 from .io import atomic_path, dumps_json
 from .params import TARGETS
 from .readers import audio_files, list_track_folders
+from .songs import SongList, song_lists
 
 NOISE = "noise"
 

@@ -11,6 +11,7 @@ to an uninterrupted run on the CPU.
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
 import json
@@ -30,13 +31,13 @@ from openunmix.utils import bandwidth_to_max_bin
 from tqdm import tqdm
 
 from . import audio as audio_module
-from . import data as data_module
 from . import readers as readers_module
+from . import songs as songs_module
 from . import workers as workers_module
 from .audio import AudioError
-from .data import ExcerptSampler, SamplerParams, SongTable, TrainingBatches, song_digest
 from .io import atomic_path, dumps_json, is_marked, read_json
 from .params import TARGETS, RuntimeParams, as_plain, check, check_range, select_device
+from .songs import ExcerptSampler, SamplerParams, SongTable, TrainingBatches, song_digest
 
 log = logging.getLogger(__name__)
 
@@ -152,6 +153,14 @@ def fit_scaler(table: SongTable, songs: np.ndarray, n_fft: int,
     return mean.astype(np.float32), std.astype(np.float32)
 
 
+@functools.lru_cache(maxsize=2)
+def _scaler(table: SongTable, songs: tuple[int, ...], n_fft: int,
+            hop: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fit_scaler`, once per process for one table and song set (a worker's targets share
+    their mixtures). The arrays are shared: callers never write to them."""
+    return fit_scaler(table, np.asarray(songs), n_fft, hop)
+
+
 def build_model(params: ModelParams, sample_rate: int, mean: np.ndarray | None = None,
                 scale: np.ndarray | None = None) -> OpenUnmix:
     """An ``openunmix.model.OpenUnmix`` for stereo input with the configured bandwidth."""
@@ -249,19 +258,37 @@ def training_key(songs: Mapping[str, Sequence[str]], valid: Sequence[str], param
     """Everything the weights of a four-target training depend on: each target's songs and the
     validation songs by content, in order (not by path), the train params, seed, sample rate, the
     device kind and torch threads per model (they change float rounding), the training code
-    (this module and every project module it reads audio with) and the library versions. Two
+    (:func:`code_digest` of this module and every project module it reads audio with) and the
+    library versions. Two
     trainings with one key give the same weights on one kind of machine, so a second one can be
     a copy."""
     digest = functools.cache(song_digest)
-    code = hashlib.sha256()
-    for module in (__file__, data_module.__file__, audio_module.__file__, readers_module.__file__):
-        code.update(Path(module).read_bytes())
+    code = code_digest((__file__, songs_module.__file__, audio_module.__file__,
+                        readers_module.__file__))
     return config_hash({"songs": {t: [digest(f) for f in songs[t]] for t in TARGETS},
                         "valid": [digest(f) for f in valid], "params": as_plain(params),
-                        "seed": seed, "sample_rate": sample_rate, "code": code.hexdigest(),
+                        "seed": seed, "sample_rate": sample_rate, "code": code,
                         "device": select_device(device).type, "threads": threads,
                         "versions": {name: _version(name) for name in
                                      ("torch", "openunmix", "numpy", "soundfile")}})
+
+
+def code_digest(modules: Sequence[str | Path]) -> str:
+    """Digest of what Python modules *do*: their syntax trees without docstrings, so comments,
+    docstrings and layout do not count (a reworded docstring keeps every training's key, and a
+    ``dvc commit`` after a check is honest), while any change to code or a constant does."""
+    h = hashlib.sha256()
+    for module in modules:
+        tree = ast.parse(Path(module).read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            body = getattr(node, "body", None)
+            if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+                    and body and isinstance(body[0], ast.Expr)
+                    and isinstance(body[0].value, ast.Constant)
+                    and isinstance(body[0].value.value, str)):
+                node.body = body[1:] or [ast.Pass()]
+        h.update(ast.dump(tree).encode())
+    return h.hexdigest()
 
 
 def copy_training(source: Path, out: Path, provenance: dict[str, Any]) -> None:
@@ -272,6 +299,23 @@ def copy_training(source: Path, out: Path, provenance: dict[str, Any]) -> None:
         for path in sorted(Path(source).iterdir()):
             if path.suffix == ".pth" or path.name == "model.json":
                 shutil.copyfile(path, tmp / path.name)
+        (tmp / "sidecar.json").write_text(dumps_json(provenance))
+
+
+def save_training(out: Path, results: Mapping[str, TrainResult], params: TrainParams,
+                  sample_rate: int, key: str, n_songs: Mapping[str, int],
+                  provenance: dict[str, Any]) -> None:
+    """Write the model folder ``out`` atomically: ``<target>.pth`` (best weights), ``model.json``
+    (config, training ``key``, each target's history) and ``sidecar.json`` (``provenance``)."""
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for target, result in results.items():
+            torch.save(result.state_dict, tmp / f"{target}.pth")
+        info = {"config": model_config(params.model, sample_rate), "training_key": key,
+                "targets": {t: {"best_epoch": r.best_epoch, "best_valid_loss": r.best_valid_loss,
+                                "n_songs": n_songs[t], "history": r.history}
+                            for t, r in results.items()}}
+        (tmp / "model.json").write_text(dumps_json(info))
         (tmp / "sidecar.json").write_text(dumps_json(provenance))
 
 
@@ -387,7 +431,8 @@ class _Solver:
         check_song_lengths(valid, np.arange(len(valid)), params.model.n_fft)
         seed_everything(seed)
         self.target, self.params, self.device = target, params, device
-        self.mean, self.scale = fit_scaler(table, songs, params.model.n_fft, params.model.hop)
+        self.mean, self.scale = _scaler(table, tuple(int(i) for i in songs), params.model.n_fft,
+                                        params.model.hop)
         self.model = build_model(params.model, table.sample_rate, self.mean, self.scale).to(device)
         self.spec = spectrogram(params.model.n_fft, params.model.hop).to(device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=params.lr,
@@ -521,11 +566,18 @@ class TargetJob:
     quiet: bool = True
 
 
+@functools.lru_cache(maxsize=2)
+def _open_table(folders: tuple[str, ...], sample_rate: int, preload_mib: float) -> SongTable:
+    """:meth:`SongTable.open`, once per process for one song set: a worker that trains two
+    targets on one set decodes it once (a table is never written to)."""
+    return SongTable.open(folders, sample_rate, preload_mib=preload_mib)
+
+
 def run_target_job(job: TargetJob) -> TrainResult:
     """Index the job's songs and train its target (runs in a worker process or inline)."""
     torch.set_num_threads(job.threads)
-    table = SongTable.open(job.folders, job.sample_rate, preload_mib=job.loading.preload_mib)
-    valid = SongTable.open(job.valid_folders, job.sample_rate)
+    table = _open_table(job.folders, job.sample_rate, job.loading.preload_mib)
+    valid = _open_table(job.valid_folders, job.sample_rate, 0.0)
     live = None
     if job.live_dir is not None:
         from dvclive import Live
@@ -546,6 +598,19 @@ def run_target_job(job: TargetJob) -> TrainResult:
     finally:
         if live is not None:
             live.end()
+
+
+def target_jobs(songs: Mapping[str, Sequence[str]], valid: Sequence[str], params: TrainParams,
+                seed: int, sample_rate: int, runtime: RuntimeParams, key: str,
+                checkpoints: Path | None, live: Path | None, quiet: bool) -> list[TargetJob]:
+    """One :class:`TargetJob` per target of a four-target training (``key``: its
+    :func:`training_key`, which names the data in checkpoints)."""
+    return [TargetJob(target=t, folders=tuple(songs[t]), valid_folders=tuple(valid),
+                      sample_rate=sample_rate, params=params, seed=seed, device=runtime.device,
+                      threads=runtime.worker_threads, loading=loading(runtime), data_key=key,
+                      checkpoint=checkpoints / f"{t}.pt" if checkpoints else None,
+                      live_dir=live / t if live else None, quiet=quiet)
+            for t in TARGETS]
 
 
 def train_targets(jobs: list[TargetJob], workers: int) -> dict[str, TrainResult]:

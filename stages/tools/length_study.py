@@ -18,32 +18,30 @@ Outputs: ``length.json`` (metrics per condition, epochs, seed), ``report.md``, `
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 from ..lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser
-from ..lib.data import song_digest
 from ..lib.evaluation import EvalParams
 from ..lib.io import output_folder
 from ..lib.lengths import (
     KEY,
-    SnapshotJob,
     check_epochs,
+    check_study,
     compare_committed,
     length_report,
     parse_conditions,
     read_conditions,
     score_snapshots,
+    snapshot_jobs,
     snapshot_keys,
     sync_keys,
     train_snapshots,
     write_study,
 )
-from ..lib.params import TARGETS, ParamsError, load_base, load_runtime, load_section, select_device
+from ..lib.params import load_base, load_runtime, load_section, select_device
 from ..lib.readers import iter_folder_dataset, list_track_folders
-from ..lib.unmix import TrainParams, loading
-
-log = logging.getLogger("stages.tools.length_study")
+from ..lib.songs import song_digest
+from ..lib.unmix import TrainParams
 
 
 def run(argv: list[str] | None = None) -> None:
@@ -65,12 +63,7 @@ def run(argv: list[str] | None = None) -> None:
     evaluation = load_section(args.params, "evaluate", EvalParams)
     runtime = load_runtime(args.params)
     conditions = parse_conditions(args.condition)
-    if len(set(args.seeds)) != len(args.seeds):
-        raise ParamsError(f"--seeds {args.seeds}: a seed given twice")
-    if not evaluation.museval:
-        raise ParamsError("evaluate.museval: the length study reports museval SDR; set it to true")
-    if args.committed is not None and not args.committed.is_dir():
-        raise ParamsError(f"--committed {args.committed}: not a folder")
+    check_study(args.seeds, evaluation, args.committed)
     check_paths(args, parser, {f"--condition {c}": p for c, p in conditions.items()})
     epochs = check_epochs(args.epochs, params, runtime.device)
     valid = tuple(str(p) for p in list_track_folders(args.valid))
@@ -83,16 +76,9 @@ def run(argv: list[str] | None = None) -> None:
     sync_keys(work, snapshot_keys(lists, valid, args.seeds, params, evaluation, test,
                                   base.sample_rate, runtime))
 
-    jobs = [SnapshotJob(condition=c, songs=songs, valid=valid, target=t, seed=s, epochs=epochs,
-                        params=params, sample_rate=base.sample_rate,
-                        threads=runtime.worker_threads, device=runtime.device,
-                        loading=loading(runtime), work=work)
-            for c, songs in conditions.items() for s in args.seeds for t in TARGETS]
-    todo = [j for j in jobs if not all(j.snapshot(e).is_file() for e in epochs)]
-    log.info("length study: %d conditions x %d seeds x %d targets, %d models to train (%d epochs "
-             "each, saved at %s)", len(conditions), len(args.seeds), len(TARGETS), len(todo),
-             epochs[-1], list(epochs))
-    train_snapshots(todo, runtime.workers, args.quiet)
+    jobs = snapshot_jobs(conditions, args.seeds, valid, epochs, params, base.sample_rate, runtime,
+                         work)
+    train_snapshots(jobs, runtime.workers, args.quiet)
 
     tracks = list(iter_folder_dataset(args.test, base.sample_rate))
     runs = score_snapshots(work, list(conditions), epochs, args.seeds, params, evaluation, tracks,

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 
 from ..lib.cli import exit_on_user_error, setup_logging, stage_parser
-from ..lib.data import song_list_for
 from ..lib.io import write_json
 from ..lib.readers import list_track_folders
+from ..lib.songs import song_list_for
 
 log = logging.getLogger("stages.tools.songlist")
 

@@ -22,10 +22,10 @@ from scipy.stats import spearmanr
 
 from stages.lib.attribution import attribute, scores_from_delta
 from stages.lib.attribution_inputs import AttributeParams, load_song_inputs
-from stages.lib.data import SongList
 from stages.lib.detection import detection_report
 from stages.lib.params import TARGETS, load_section
 from stages.lib.readers import list_track_folders
+from stages.lib.songs import SongList
 from stages.lib.unmix import load_model
 
 

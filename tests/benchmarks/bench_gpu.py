@@ -71,8 +71,8 @@ def prepare(args: argparse.Namespace) -> None:
     import soundfile as sf
 
     from stages.lib.audio import read_wav
-    from stages.lib.data import SongList
     from stages.lib.readers import list_track_folders
+    from stages.lib.songs import SongList
 
     train = SongList.read(ROOT / "data/lists/mixed23/contaminated.json").songs["vocals"][:N_TRAIN]
     valid = [str(p) for p in list_track_folders(ROOT / "data/rendered/reference")][:N_VALID]
@@ -145,18 +145,22 @@ def compare(args: argparse.Namespace) -> None:
     runs: dict[str, dict[int, dict]] = {}
     for folder in sorted((args.work / "models").iterdir()):
         device = folder.name  # cpu, cuda, or e.g. cpu-intel (models trained elsewhere, copied)
-        for model in sorted(folder.glob("seed*")):
-            seed = int(model.name[4:])
-            metrics = args.work / "metrics" / device / f"{model.name}.json"
-            if not metrics.is_file():
-                subprocess.run([sys.executable, "-m", "stages.evaluate", "--quiet", "--models",
-                                str(model), "--test", str(ROOT / "data/rendered/test"),
-                                "--scores", str(args.work / "eval" / device / f"{model.name}.json"),
-                                "--metrics", str(metrics)], cwd=ROOT, check=True)
-            row = json.loads(metrics.read_text())
-            info = json.loads((model / "model.json").read_text())["targets"]
+        metrics = args.work / "metrics" / f"{device}.json"
+        if not metrics.is_file():  # every seed's model of the device in one evaluate call
+            params = read_yaml(ROOT / "params.yaml")
+            params["base"]["seeds"] = sorted(int(m.name[4:]) for m in folder.glob("seed*"))
+            params_file = args.work / "params" / f"{device}.yaml"
+            params_file.parent.mkdir(parents=True, exist_ok=True)
+            params_file.write_text(json.dumps(params))  # JSON is YAML
+            subprocess.run([sys.executable, "-m", "stages.evaluate", "--quiet", "--params",
+                            str(params_file), "--models", str(folder), "--seeds-from",
+                            "base.seeds", "--test", str(ROOT / "data/rendered/test"),
+                            "--scores", str(args.work / "eval" / f"{device}.json"),
+                            "--metrics", str(metrics)], cwd=ROOT, check=True)
+        for name, row in json.loads(metrics.read_text()).items():
+            info = json.loads((folder / name / "model.json").read_text())["targets"]
             row["valid_loss_mean"] = float(np.mean([info[t]["best_valid_loss"] for t in TARGETS]))
-            runs.setdefault(device, {})[seed] = row
+            runs.setdefault(device, {})[int(name[4:])] = row
     keys = ("museval_sdr_db_avg", "mdx_sdr_db_avg", "valid_loss_mean")
     print(f"{'device':10s} {'seed':>4s} " + " ".join(f"{k:>20s}" for k in keys))
     for device, seeds in runs.items():
@@ -220,8 +224,8 @@ def scale(args: argparse.Namespace) -> None:
     """Time the scale profile's training per variant; write ``args.out`` after each one."""
     import torch
 
-    from stages.lib.data import SongTable
     from stages.lib.params import load_section, select_device
+    from stages.lib.songs import SongTable
     from stages.lib.unmix import Loading, TrainParams, Validator, build_model, train_target
 
     device = select_device(args.device)

@@ -125,9 +125,9 @@ def rss(args: argparse.Namespace) -> None:
 def throughput(args: argparse.Namespace) -> None:
     import torch
 
-    from stages.lib.data import SongList, SongTable
     from stages.lib.params import load_section
     from stages.lib.readers import list_track_folders
+    from stages.lib.songs import SongList, SongTable
     from stages.lib.unmix import Loading, TrainParams, train_target
 
     torch.set_num_threads(1)

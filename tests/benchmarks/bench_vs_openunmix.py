@@ -102,8 +102,8 @@ def ours(args: argparse.Namespace, songs: list[str], valid: list[Path]) -> tuple
     import numpy as np
     import torch
 
-    from stages.lib.data import SongTable
     from stages.lib.params import load_section
+    from stages.lib.songs import SongTable
     from stages.lib.unmix import TrainParams, train_target
 
     torch.set_num_threads(1)
@@ -134,8 +134,8 @@ def main() -> None:
                         default=Path(tempfile.gettempdir()) / "bench_vs_openunmix")
     args = parser.parse_args()
     args.scratch.mkdir(parents=True, exist_ok=True)
-    from stages.lib.data import SongList
     from stages.lib.readers import list_track_folders
+    from stages.lib.songs import SongList
 
     songs = list(SongList.read(ROOT / "data/lists/mixed23/contaminated.json").songs["vocals"])
     valid = list_track_folders(ROOT / "data/rendered/reference")
