@@ -62,6 +62,8 @@ def run(argv: list[str] | None = None) -> None:
                          "seed<k> folders), --trivial without it")
     runs = ({"trivial": None} if args.trivial else
             {f"seed{k}": args.models / f"seed{k}" for k in _seeds(args.params, args.seeds_from)})
+    if not runs:
+        raise ValueError(f"{args.seeds_from}: an empty list: no model to evaluate")
     for folder in runs.values():
         if folder is not None:
             check_model_folder(folder)

@@ -37,6 +37,8 @@ def run(argv: list[str] | None = None) -> None:
         raise ValueError("--ratio auto needs scores; the random control takes a proportion in "
                          "(0, 1]")
     draws = load_section(resolve_params(args), "cleaning", CleaningParams).random_draws
+    if not draws:
+        raise ValueError("cleaning.random_draws: an empty list: no list to write")
     folders = {p.name: str(p) for p in list_track_folders(args.dataset)}
     with atomic_path(args.out) as tmp:
         tmp.mkdir()

@@ -13,6 +13,7 @@ from pathlib import Path
 from .lib import workers
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.io import output_folder, remove_stale, sidecar
+from .lib.livelog import write_training_logs
 from .lib.params import load_base, load_runtime, load_section
 from .lib.readers import list_track_folders
 from .lib.songs import SongList
@@ -46,7 +47,7 @@ def run(argv: list[str] | None = None) -> None:
     valid = tuple(str(p) for p in list_track_folders(args.valid))
     log.info("train: %s training songs per target, %d validation songs, seed %d",
              {t: len(v) for t, v in songs.songs.items()}, len(valid), args.seed)
-    remove_stale(args.out)
+    remove_stale(args.out, *([args.live] if args.live else []))  # logs come after training
     key = unmix.training_key(songs.songs, valid, params, args.seed, base.sample_rate,
                              runtime.device, runtime.worker_threads)
     same = unmix.find_training(args.reuse, key)
@@ -59,7 +60,6 @@ def run(argv: list[str] | None = None) -> None:
                 songs=_names(songs)))
             cost["epochs"], cost["reused"] = 0, str(same)
         if args.live is not None:
-            remove_stale(args.live)
             output_folder(args.live)
         if args.checkpoints is not None:
             remove_stale(args.checkpoints)  # no training here: an earlier one's checkpoints go
@@ -69,7 +69,7 @@ def run(argv: list[str] | None = None) -> None:
 
     with timed(args.cost, "train", seed=args.seed) as cost:
         jobs = unmix.target_jobs(songs.songs, valid, params, args.seed, base.sample_rate, runtime,
-                                 key, args.checkpoints, args.live, args.quiet)
+                                 key, args.checkpoints, None, args.quiet)
         results = unmix.train_targets(jobs, runtime.workers)
         unmix.save_training(args.out, results, params, base.sample_rate, key,
                             {t: len(v) for t, v in songs.songs.items()},
@@ -77,7 +77,7 @@ def run(argv: list[str] | None = None) -> None:
                                     songs=_names(songs)))
         cost["epochs"] = params.epochs
     if args.live is not None:
-        output_folder(args.live)
+        write_training_logs(output_folder(args.live), {t: r.history for t, r in results.items()})
     if args.checkpoints is not None:
         remove_stale(args.checkpoints)
 

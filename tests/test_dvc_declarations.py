@@ -16,6 +16,7 @@ import pytest
 import yaml
 from declarations import ROOT, import_closure, library_loads_params, params_read
 
+from stages.evaluate import SEED_LISTS
 from stages.lib.schema import SECTIONS
 
 DVC = [sys.executable, "-m", "dvc"]
@@ -61,8 +62,10 @@ def test_every_stage_declares_exactly_the_params_it_loads(stages: dict[str, dict
                 loaded |= {key.replace("{}", dataset.group(1) if dataset else "{}")
                            for key in params_read(module)}
             if "-m stages.evaluate" in cmd:  # reads only the seed list its --seeds-from names
-                loaded -= {"base.seeds", "cleaning"}
-                loaded |= set(re.findall(r"--seeds-from (\S+)", cmd))
+                named = set(re.findall(r"--seeds-from (\S+)", cmd))
+                loaded -= {key.split(".")[0] if key.startswith("cleaning.") else key
+                           for key in SEED_LISTS if key not in named}
+                loaded |= named
         declared = set(stage["params"])
         # a declared key is a loaded section or one of its keys; every loaded one is declared
         for key in declared:

@@ -69,7 +69,10 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
     info = json.loads((dataset / "models" / "clean_only" / "seed0" / "model.json").read_text())
     assert set(info["targets"]) == set(TARGETS) and info["targets"]["bass"]["n_songs"] == 2
     assert not (dataset / "ckpt").exists()  # checkpoints are dropped after success
-    assert (dataset / "live" / "vocals" / "metrics.json").is_file()
+    summary = json.loads((dataset / "live" / "vocals" / "metrics.json").read_text())
+    last = json.loads((dataset / "models" / "clean_only" / "seed1" / "model.json").read_text())
+    history = last["targets"]["vocals"]["history"]  # the last training's log: every epoch
+    assert summary["step"] == len(history) - 1 and summary["valid_loss"] == history[-1]["valid_loss"]
     sidecar = json.loads((dataset / "models" / "clean_only" / "seed0" / "sidecar.json").read_text())
     assert sidecar["seed"] == 0 and "torch" in sidecar["versions"]
     runs = json.loads((dataset / "runs" / "contaminated.json").read_text())

@@ -30,7 +30,7 @@ import torch
 from .audio import Track
 from .io import read_json
 from .params import TARGETS, check
-from .unmix import load_model
+from .unmix import load_model, read_weights
 
 log = logging.getLogger(__name__)
 
@@ -195,13 +195,17 @@ def _jobs(tracks: Iterable[Track], separator: torch.nn.Module | None, params: Ev
 
 
 def check_model_folder(folder: Path) -> None:
-    """A trained model folder: ``model.json`` and one weights file per target (checked before
-    any model is loaded, so a missing one fails before the work)."""
+    """A trained model folder: ``model.json`` with a config and one readable weights file per
+    target (checked for every model before any song is separated: a bad one fails first)."""
     needed = [folder / "model.json", *(folder / f"{t}.pth" for t in TARGETS)]
     missing = [path for path in needed if not path.is_file()]
     if missing:
         raise FileNotFoundError(f"{missing[0]}: not found (a trained model folder holds model.json "
                                 f"and {', '.join(f'{t}.pth' for t in TARGETS)})")
+    if not isinstance(read_json(folder / "model.json").get("config"), dict):
+        raise ValueError(f"{folder / 'model.json'}: no 'config' mapping (not a model folder's)")
+    for target in TARGETS:
+        read_weights(folder / f"{target}.pth")
 
 
 def score_models(models: Sequence[Path | None], tracks: Callable[[str], Iterable[Track]],
@@ -221,7 +225,10 @@ def score_models(models: Sequence[Path | None], tracks: Callable[[str], Iterable
             separator = (None if model is None else
                          load_separator(model, params.niter, params.wiener_win_len, device))
             jobs = _jobs(tracks(name), separator, params, sample_rate, device)
-            current = [pool.submit(_score_in_worker, job) for job in jobs] if pool else jobs
+            if pool is None:  # nothing to overlap: score now, hold one model's estimates
+                yield [score_song(job) for job in jobs]
+                continue
+            current = [pool.submit(_score_in_worker, job) for job in jobs]
             if pending is not None:
                 yield _rows(pending)
             pending = current
@@ -232,9 +239,9 @@ def score_models(models: Sequence[Path | None], tracks: Callable[[str], Iterable
             pool.shutdown(cancel_futures=True)
 
 
-def _rows(pending: list[Any]) -> list[dict]:
-    """Rows of submitted jobs (futures) or of jobs still to score here."""
-    return [item.result() if isinstance(item, Future) else score_song(item) for item in pending]
+def _rows(pending: list[Future]) -> list[dict]:
+    """Rows of submitted jobs, in job order."""
+    return [future.result() for future in pending]
 
 
 def median_or_none(values: list[float | None]) -> float | None:
