@@ -199,14 +199,13 @@ def collect_random_runs(root: Path, ratios: tuple[float, ...],
     draw, trained with seed = draw); every configured draw must be there."""
     runs: dict[str, dict[int, dict]] = {}
     for ratio in ratios:
-        condition = f"{RANDOM}{ratio}"
-        found = collect_runs(root, draws, (condition,)) if (root / f"{condition}.json").is_file() \
-            else {}
-        missing = [d for d in draws if d not in found.get(condition, {})]
+        path = root / f"{RANDOM}{ratio}.json"
+        found = read_json(path) if path.is_file() else {}
+        missing = [d for d in draws if f"seed{d}" not in found]
         if missing:
-            raise FileNotFoundError(f"{root / condition}.json: run seed{missing[0]} of a "
-                                    "random-control draw not found")
-        runs.update(found)
+            raise FileNotFoundError(f"{path}: run seed{missing[0]} of a random-control draw "
+                                    "not found")
+        runs.update(collect_runs(root, draws, (path.stem,)))
     return runs
 
 

@@ -22,7 +22,6 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -219,7 +218,7 @@ def score_models(models: Sequence[Path | None], tracks: Callable[[str], Iterable
     pure function of its song and model, so the results equal a serial run.
     """
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    pending: list[Any] | None = None
+    pending: list[Future] | None = None
     try:
         for model, name in zip(models, names, strict=True):
             separator = (None if model is None else
