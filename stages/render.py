@@ -1,4 +1,5 @@
-"""Stage ``render``: Bach chorales -> four-stem songs in MUSDB18-HQ layout, plus a manifest.
+"""Stage ``render``: music21 pieces (default: Bach chorales) -> four-stem songs in MUSDB18-HQ
+layout, plus a manifest.
 
     python -m stages.render --out data/rendered --cost metrics/cost/render.json
 
@@ -15,11 +16,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .lib.audio import write_track
+from .lib.audio import peak, write_track
 from .lib.cli import check_paths, exit_on_user_error, resolve_params, setup_logging, stage_parser, timed
 from .lib.io import atomic_path, dumps_json, library_versions
 from .lib.params import as_plain, load_base, load_section
-from .lib.render import RenderParams, assign_pieces, default_soundfont, plan_song, render_song
+from .lib.render import NEUTRAL, RenderParams, assign_pieces, default_soundfont, plan_song, render_song
 from .lib.sources import real_tracks
 
 log = logging.getLogger("stages.render")
@@ -56,12 +57,15 @@ def run(argv: list[str] | None = None) -> None:
         for split, score in tqdm(jobs, desc="render", unit="song", disable=args.quiet):
             plan = plan_song(score, split, params)
             track = render_song(score, plan, params, base.sample_rate, soundfont)
-            write_track(tmp / split / track.name, track)
+            top = max(map(peak, [track.mixture, *track.stems.values()]))
+            if params.subtype != "FLOAT" and top >= 1:
+                raise ValueError(f"render.subtype: {params.subtype} would clip {track.name} "
+                                 f"(peak {top:.2f}); lower render.mixture_peak")
+            write_track(tmp / split / track.name, track, params.subtype)
             rows.append(dataclasses.asdict(plan))
-        # unset real splits are left out: a rendered-only manifest stays as it was before they
-        # existed (every training depends on data/rendered, so its bytes are a cache key)
-        unset = {f"real_{split}" for split in REAL_SPLITS} - {f"real_{split}" for split in real}
-        plain = {k: v for k, v in as_plain(params).items() if k not in unset}
+        # keys at their neutral values are left out: the default's manifest stays as it was
+        # before they existed (every training depends on data/rendered, so its bytes are a key)
+        plain = {k: v for k, v in as_plain(params).items() if k not in NEUTRAL or v != NEUTRAL[k]}
         manifest = {"params": plain, "sample_rate": base.sample_rate,
                     "soundfont": soundfont.name, "versions": library_versions(("music21",
                     "pyfluidsynth", "pretty_midi", "numpy", "soundfile")), "tracks": rows}

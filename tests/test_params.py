@@ -48,8 +48,11 @@ def test_repository_params_load() -> None:
 def test_profiles_resolve(profile: Path, tmp_path: Path) -> None:
     out = tmp_path / "params.yaml"
     apply_profile.main([str(profile), "--params", str(ROOT / "params.yaml"), "--out", str(out)])
-    merged = read_yaml(out)
-    assert merged["render"]["seed"] == read_yaml(ROOT / "params.yaml")["render"]["seed"]
+    merged, default, overrides = read_yaml(out), read_yaml(ROOT / "params.yaml"), read_yaml(profile)
+    for section, values in default.items():  # merged, not replaced: what it leaves stays
+        for key, value in values.items():
+            if key not in overrides.get(section, {}):
+                assert merged[section][key] == value, f"{section}.{key}"
     validate_all(merged)
 
 
@@ -135,6 +138,10 @@ def test_base_ranges(override: dict, key: str) -> None:
         ({"velocity": [0, 200]}, "render.velocity"),
         ({"vocals_programs": [300]}, "render.vocals_programs"),
         ({"tempo_bpm": [60]}, "render.tempo_bpm"),
+        ({"voices": "ssatb"}, "render.voices"),
+        ({"subtype": "PCM_8"}, "render.subtype"),
+        ({"stem_level_db": -1.0}, "render.stem_level_db"),
+        ({"corpus": " "}, "render.corpus"),
     ],
 )
 def test_render_ranges(override: dict, key: str) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from conftest import params_of, write_params
 
 from stages.lib.audio import stem_sum
@@ -16,7 +17,7 @@ from stages.lib.readers import iter_folder_dataset
 from stages.lib.render import (
     RenderParams,
     assign_pieces,
-    chorale_paths,
+    corpus_paths,
     default_soundfont,
     load_score,
     plan_song,
@@ -29,7 +30,7 @@ PARAMS = params_of(RenderParams, "render", n_train=2, n_reference=1, n_test=1, e
 
 @pytest.fixture(scope="module")
 def score():
-    for path in chorale_paths():
+    for path in corpus_paths():
         parsed = load_score(path)
         if parsed is not None:
             return parsed
@@ -71,6 +72,41 @@ def test_splits_are_disjoint() -> None:
     assert {k: len(v) for k, v in splits.items()} == {"train": 5, "reference": 3, "test": 3}
 
 
+@pytest.fixture(scope="module")
+def polyphony():
+    """A five-voice Palestrina piece (the second corpus' rule: top, inner and lowest voices)."""
+    for path in corpus_paths("palestrina"):
+        parsed = load_score(path, "outer")
+        if parsed is not None and len(parsed.parts) == 5:
+            return parsed
+    pytest.fail("no five-voice Palestrina piece in music21's corpus")
+
+
+def test_outer_voices_map_top_inner_and_lowest(polyphony) -> None:
+    assert [stem for stem, _ in polyphony.parts] == ["vocals", "other", "other", "other", "bass"]
+    params = replace(PARAMS, voices="outer", corpus="palestrina")
+    track, plan = _render(polyphony, params)
+    rms = {t: float(np.sqrt(np.mean(track.stems[t] ** 2))) for t in TARGETS}
+    assert all(v > 1e-3 for v in rms.values()), rms
+    np.testing.assert_array_equal(track.mixture, stem_sum(track.stems))
+    # the inner voices alternate between the two drawn `other` patches
+    assert len(plan.programs["other"]) == 2
+
+
+def test_stem_levels_scale_each_stem_by_its_drawn_gain(score) -> None:
+    flat, flat_plan = _render(score)
+    levelled, plan = _render(score, replace(PARAMS, stem_level_db=6.0))
+    assert "stem_level_db" not in flat_plan.extra  # the default draws nothing more
+    levels = plan.extra["stem_level_db"]
+    assert all(-6.0 <= v <= 6.0 for v in levels.values()) and len(set(levels.values())) == 4
+    for target in TARGETS:  # both renders are scaled to the same mixture peak afterwards
+        expected = 10 ** (levels[target] / 20) * plan.gain / flat_plan.gain
+        ratio = np.sqrt(np.sum(levelled.stems[target] ** 2) / np.sum(flat.stems[target] ** 2))
+        assert ratio == pytest.approx(expected, rel=1e-4)
+    for key in ("tempo_bpm", "transpose", "programs", "velocity", "pan", "excerpt_start_s"):
+        assert getattr(plan, key) == getattr(flat_plan, key)  # the other draws are unchanged
+
+
 @pytest.mark.slow
 def test_render_stage_end_to_end(tmp_path: Path) -> None:
     from stages import render
@@ -89,6 +125,33 @@ def test_render_stage_end_to_end(tmp_path: Path) -> None:
     assert len(tracks) == 2 and tracks[0].num_samples == 2 * SR
     assert json.loads((tmp_path / "c.json").read_text())["songs"] == 4
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp leftovers
+    # keys at their neutral values stay out of the manifest (its bytes are a cache key)
+    assert not {"corpus", "voices", "stem_level_db", "subtype"} & set(manifest["params"])
+    assert sf.info(out / "train" / tracks[0].name / "vocals.wav").subtype == "FLOAT"
+
+
+def test_render_stage_stores_16_bit_and_refuses_to_clip(tmp_path: Path) -> None:
+    from stages import render
+
+    params = tmp_path / "params.yaml"
+    section = {"n_train": 1, "n_reference": 1, "n_test": 1, "excerpt_seconds": 2.0,
+               "subtype": "PCM_16", "stem_level_db": 3.0}
+    base = {"seeds": [0], "sample_rate": SR, "targets": list(TARGETS)}
+    write_params(params, {"base": base, "render": section})
+    out = tmp_path / "rendered"
+    render.main(["--params", str(params), "--out", str(out), "--quiet"])
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["params"]["subtype"] == "PCM_16" and manifest["params"]["stem_level_db"] == 3.0
+    song = next((out / "train").iterdir())
+    assert {sf.info(f).subtype for f in song.glob("*.wav")} == {"PCM_16"}
+    track = next(iter(iter_folder_dataset(out / "train", SR)))
+    stems = {t: track.stems[t] for t in TARGETS}
+    assert all(np.array_equal(np.round(s * 32768), s * 32768) for s in stems.values())  # quantised
+
+    write_params(params, {"base": base, "render": dict(section, mixture_peak=1.0)})
+    with pytest.raises(SystemExit, match=r"error: render: render.subtype: PCM_16 would clip"):
+        render.main(["--params", str(params), "--out", str(tmp_path / "r2"), "--quiet"])
+    assert not (tmp_path / "r2").exists()
 
 
 def test_render_reads_real_reference_and_test_splits(tmp_path: Path) -> None:

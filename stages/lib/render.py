@@ -1,8 +1,11 @@
-"""Render Bach chorales (music21's corpus) into four-stem songs with FluidSynth.
+"""Render polyphonic pieces of music21's corpus (default: Bach chorales) into four-stem songs.
 
-Soprano -> ``vocals`` (a voice-like General MIDI patch), bass voice -> ``bass`` (a bass patch),
-alto + tenor -> ``other`` (melodic patches), and a generated drum part that follows the piece's
-meter and tempo -> ``drums`` (the soundfont's percussion kit). Each stem is rendered by its own
+The top voice -> ``vocals`` (a voice-like General MIDI patch), the lowest voice -> ``bass`` (a bass
+patch), the inner voices -> ``other`` (melodic patches), and a generated drum part that follows the
+piece's meter and tempo -> ``drums`` (the soundfont's percussion kit). ``render.voices: satb``
+takes only pieces of exactly four voices named Soprano, Alto, Tenor, Bass (the chorales);
+``outer`` any piece of four or more voices (e.g. Palestrina's masses, ``render.corpus:
+palestrina``). Each stem is rendered by its own
 synthesizer (one instrument at a time), dry (FluidSynth reverb and chorus off), so stems are
 exactly separable and ``mixture = sum of stems``. Everything drawn per song (tempo,
 transposition, programs, velocities, pan, excerpt start, drum variations) comes from one
@@ -32,6 +35,12 @@ OTHER_PROGRAMS = (0, 4, 19, 24, 40, 48, 68, 71, 11)  # piano, e-piano, organ, gu
 # strings, oboe, clarinet, vibraphone
 SATB = ("Soprano", "Alto", "Tenor", "Bass")
 DRUM_CHANNEL = 9
+VOICE_RULES = ("satb", "outer")
+SUBTYPES = ("FLOAT", "PCM_24", "PCM_16")  # how rendered stems are stored (PCM: quantised)
+# params at these values are left out of the manifest, so the default's bytes (a cache key of
+# every later stage) are those written before the keys existed
+NEUTRAL = {"corpus": "bach", "voices": "satb", "stem_level_db": 0.0, "subtype": "FLOAT",
+           "real_reference": None, "real_test": None}
 GM_DRUMS = {"kick": 36, "snare": 38, "side": 37, "hat": 42, "open_hat": 46, "ride": 51,
             "crash": 49}
 
@@ -56,6 +65,10 @@ class RenderParams:
     other_programs: tuple[int, ...]
     soundfont: str | None
     synth_gain: float
+    corpus: str
+    voices: str
+    stem_level_db: float
+    subtype: str
     real_reference: SourceSpec | None
     real_test: SourceSpec | None
 
@@ -63,8 +76,11 @@ class RenderParams:
         for key in ("n_train", "n_reference", "n_test"):
             check(getattr(self, key) >= 1, f"render.{key}", "must be >= 1")
         total = self.n_train + self.n_reference + self.n_test
-        check(total <= 400, "render.n_train", f"{total} songs requested; the corpus has ~400 "
-              "usable four-voice chorales")
+        check(total <= 1000, "render.n_train", f"{total} songs requested; at most 1000")
+        check(bool(self.corpus.strip()), "render.corpus", "must name a composer of music21's corpus")
+        check(self.voices in VOICE_RULES, "render.voices", f"must be one of {sorted(VOICE_RULES)}")
+        check(0.0 <= self.stem_level_db <= 24.0, "render.stem_level_db", "must be in [0, 24] dB")
+        check(self.subtype in SUBTYPES, "render.subtype", f"must be one of {list(SUBTYPES)}")
         check(1.0 <= self.excerpt_seconds <= 600.0, "render.excerpt_seconds", "must be in [1, 600]")
         check(20 <= self.tempo_bpm[0] <= self.tempo_bpm[1] <= 300, "render.tempo_bpm",
               "must be an increasing range within [20, 300]")
@@ -93,10 +109,11 @@ class Note:
 
 @dataclass
 class Score:
-    """The parts of one chorale as note lists plus its bar grid (quarter-note units)."""
+    """The voices of one piece, top to bottom, as ``(stem, notes)`` plus its bar grid
+    (quarter-note units)."""
 
     piece: str
-    parts: dict[str, list[tuple[float, float, int]]]
+    parts: list[tuple[str, list[tuple[float, float, int]]]]
     bars: list[tuple[float, float, float]]  # (bar start, first sounding offset, bar length)
     length_ql: float
     meter: str = "4/4"
@@ -128,32 +145,44 @@ def default_soundfont() -> Path:
     return Path(os.path.dirname(pretty_midi.__file__)) / "TimGM6mb.sf2"
 
 
-def chorale_paths() -> list[Path]:
-    """All Bach pieces in music21's corpus, sorted by file name."""
+def corpus_paths(composer: str = "bach") -> list[Path]:
+    """All pieces of ``composer`` in music21's corpus, sorted by file name."""
     from music21 import corpus
 
-    return sorted((Path(p) for p in corpus.getComposer("bach")), key=lambda p: p.name)
+    paths = sorted((Path(p) for p in corpus.getComposer(composer)), key=lambda p: p.name)
+    if not paths:
+        raise ValueError(f"render.corpus: music21's corpus has no pieces by {composer!r}")
+    return paths
 
 
-def load_score(path: Path) -> Score | None:
-    """Parse a chorale into SATB note lists; ``None`` unless it has exactly those four voices."""
+def load_score(path: Path, voices: str = "satb") -> Score | None:
+    """Parse a piece into its voices' note lists, top to bottom, each with the stem it plays;
+    ``None`` unless it fits the ``voices`` rule (``satb``: exactly Soprano, Alto, Tenor, Bass;
+    ``outer``: four or more voices) and every voice has notes."""
     from music21 import corpus, stream
 
     parsed = corpus.parse(str(path))
-    by_name = {(p.partName or "").strip(): p for p in parsed.parts}
-    if len(parsed.parts) != 4 or any(v not in by_name for v in SATB):
-        return None
-    parts: dict[str, list[tuple[float, float, int]]] = {}
-    for voice in SATB:
+    if voices == "satb":
+        by_name = {(p.partName or "").strip(): p for p in parsed.parts}
+        if len(parsed.parts) != 4 or any(v not in by_name for v in SATB):
+            return None
+        ordered = [by_name[v] for v in SATB]
+    else:
+        ordered = list(parsed.parts)
+        if len(ordered) < 4:
+            return None
+    stems = ["vocals", *["other"] * (len(ordered) - 2), "bass"]
+    parts: list[tuple[str, list[tuple[float, float, int]]]] = []
+    for stem, part in zip(stems, ordered, strict=True):
         notes = []
-        for element in by_name[voice].stripTies().flatten().notes:
+        for element in part.stripTies().flatten().notes:
             for pitch in element.pitches:
                 notes.append((float(element.offset), float(element.quarterLength), int(pitch.midi)))
         if not notes:
             return None
-        parts[voice] = notes
+        parts.append((stem, notes))
     bars = []
-    measures = list(by_name["Soprano"].getElementsByClass(stream.Measure))
+    measures = list(ordered[0].getElementsByClass(stream.Measure))
     meter = "4/4"
     for measure in measures:
         bar_len = float(measure.barDuration.quarterLength)
@@ -187,9 +216,13 @@ def plan_song(score: Score, split: str, params: RenderParams) -> SongPlan:
     pan["drums"] *= 0.3
     piece_s = score.length_ql * 60.0 / tempo
     start = float(rng.uniform(0.0, max(0.0, piece_s - params.excerpt_seconds)))
+    extra: dict[str, object] = {"drum_seed": int(rng.integers(2**31))}
+    if params.stem_level_db > 0:  # its own stream: the draws above do not depend on it
+        levels = keyed_rng(params.seed, score.piece, "stem_level").uniform(
+            -params.stem_level_db, params.stem_level_db, size=len(TARGETS))
+        extra["stem_level_db"] = {t: round(float(v), 3) for t, v in zip(TARGETS, levels, strict=True)}
     return SongPlan(f"{score.piece}", split, score.piece, params.seed, round(tempo, 3), transpose,
-                    programs, velocity, pan, round(start, 4), score.meter,
-                    extra={"drum_seed": int(rng.integers(2**31))})
+                    programs, velocity, pan, round(start, 4), score.meter, extra=extra)
 
 
 def drum_events(score: Score, rng: np.random.Generator, base_velocity: int) -> list[Note]:
@@ -290,21 +323,15 @@ def render_song(score: Score, plan: SongPlan, params: RenderParams, sample_rate:
     seconds_per_ql = 60.0 / plan.tempo_bpm
     end_s = plan.excerpt_start_s + params.excerpt_seconds
     needed_ql = end_s / seconds_per_ql + 1.0
-    parts = {
-        voice: loop_events(pitched_events(notes, plan.transpose + (12 * params.bass_octave_shift
-                                                                   if voice == "Bass" else 0),
-                                          plan.velocity[_stem_of(voice)], rng),
-                           score.length_ql, needed_ql)
-        for voice, notes in score.parts.items()
-    }
+    layout: dict[str, list[tuple[int, list[Note]]]] = {t: [] for t in TARGETS}
+    for stem, notes in score.parts:  # in score order: the velocity jitter's draws follow it
+        shift = plan.transpose + (12 * params.bass_octave_shift if stem == "bass" else 0)
+        events = loop_events(pitched_events(notes, shift, plan.velocity[stem], rng),
+                             score.length_ql, needed_ql)
+        programs = plan.programs[stem]  # inner voices alternate between the two `other` patches
+        layout[stem].append((programs[len(layout[stem]) % len(programs)], events))
     drums = loop_events(drum_events(score, rng, plan.velocity["drums"]), score.length_ql, needed_ql)
-    layout = {
-        "vocals": [(plan.programs["vocals"][0], parts["Soprano"])],
-        "bass": [(plan.programs["bass"][0], parts["Bass"])],
-        "other": [(plan.programs["other"][0], parts["Alto"]),
-                  (plan.programs["other"][1], parts["Tenor"])],
-        "drums": [(-1, drums)],
-    }
+    layout["drums"] = [(-1, drums)]
     start = int(round(plan.excerpt_start_s * sample_rate))
     length = int(round(params.excerpt_seconds * sample_rate))
     stems = {}
@@ -312,6 +339,8 @@ def render_song(score: Score, plan: SongPlan, params: RenderParams, sample_rate:
         audio = synthesize(layout[target], plan.tempo_bpm, end_s, sample_rate, soundfont,
                            params.synth_gain, plan.pan[target])
         stems[target] = audio[:, start:start + length]
+    for target, level_db in plan.extra.get("stem_level_db", {}).items():  # type: ignore[union-attr]
+        stems[target] = stems[target] * np.float32(10.0 ** (level_db / 20.0))
     mix_peak = float(np.max(np.abs(sum(stems.values()))))
     plan.gain = params.mixture_peak / mix_peak if mix_peak > 0 else 1.0
     for target in TARGETS:
@@ -319,20 +348,16 @@ def render_song(score: Score, plan: SongPlan, params: RenderParams, sample_rate:
     return Track(plan.name, stems, sample_rate, None, {"split": plan.split})
 
 
-def _stem_of(voice: str) -> str:
-    return {"Soprano": "vocals", "Alto": "other", "Tenor": "other", "Bass": "bass"}[voice]
-
-
 def assign_pieces(params: RenderParams) -> dict[str, list[Score]]:
     """Pick disjoint chorales for ``train``, ``reference`` and ``test`` (shuffled by the seed)."""
-    paths = chorale_paths()
+    paths = corpus_paths(params.corpus)
     order = np.random.default_rng(params.seed).permutation(len(paths))
     wanted = {"train": params.n_train, "reference": params.n_reference, "test": params.n_test}
     splits: dict[str, list[Score]] = {k: [] for k in wanted}
     names = iter(wanted)
     current = next(names)
     for index in order:
-        score = load_score(paths[index])
+        score = load_score(paths[index], params.voices)
         if score is None:
             continue
         splits[current].append(score)
@@ -340,5 +365,6 @@ def assign_pieces(params: RenderParams) -> dict[str, list[Score]]:
             current = next(names, "")
             if not current:
                 return splits
-    raise ValueError(f"render: only {sum(map(len, splits.values()))} usable four-voice chorales, "
+    raise ValueError(f"render.n_train: only {sum(map(len, splits.values()))} pieces of "
+                     f"{params.corpus!r} fit render.voices: {params.voices}, "
                      f"{sum(wanted.values())} requested (render.n_train/n_reference/n_test)")
