@@ -40,6 +40,13 @@ def save_png(path: Path, draw) -> None:  # noqa: ANN001
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     draw(ax)
+    save_figure(path, fig)
+
+
+def save_figure(path: Path, fig) -> None:  # noqa: ANN001
+    """Write a matplotlib figure as a PNG atomically, without timestamps, and close it."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
