@@ -11,7 +11,8 @@ The random-removal control (``random_r<ratio>``, one run per draw ``d`` trained 
 every configured draw must be there) is compared without pairing: a draw is not a seed's pair
 (``lib.aggregate.margins``).
 
-Conditions other than the three baselines (cleaned runs, ``<method>_r<ratio>``) also get the gap
+Cleaned runs are read from ``<runs>/<mode>/<method>_r<ratio>.json`` and named ``<method>_r<ratio>``
+(mode unified) or ``<method>_per_target_r<ratio>``. Conditions other than the three baselines also get the gap
 closed, ``(SDR_cleaned − SDR_contaminated) / (SDR_clean_only − SDR_contaminated)``, and, given the
 filtered lists and the truth, the share of clean songs kept and of each corruption removed.
 """
@@ -23,6 +24,7 @@ import logging
 from .lib.aggregate import (
     BASELINES,
     aggregate,
+    collect_cleaned_runs,
     collect_random_runs,
     collect_runs,
     compositions,
@@ -30,6 +32,7 @@ from .lib.aggregate import (
     margins,
 )
 from .lib.cleaning import CleaningParams
+from .lib.cleaning import cells as cleaning_cells
 from .lib.cli import exit_on_user_error, resolve_params, setup_logging, stage_parser
 from .lib.io import write_json
 from .lib.params import load_base, load_section
@@ -49,15 +52,15 @@ def run(argv: list[str] | None = None) -> None:
     parser.add_input("--baselines",
                      help="runs root for baseline conditions missing from --runs (EffectsDB "
                           "borrows Mixed23's clean_only: the same clean songs)")
-    parser.add_input("--filtered", help="<method>/r<ratio>.json filtered lists")
+    parser.add_input("--filtered", help="<mode>/<method>/r<ratio>.json filtered lists")
     parser.add_input("--truth", help="ground-truth manifest (for composition)")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
     seeds = load_base(resolve_params(args)).seeds
     cleaning = load_section(args.params, "cleaning", CleaningParams)
-    cells = [(m, r) for m in cleaning.methods for r in cleaning.ratios
-             if args.dataset in cleaning.datasets]
-    runs = collect_runs(args.runs, seeds, (*BASELINES, *(f"{m}_r{r}" for m, r in cells)))
+    cells = cleaning_cells(cleaning, args.dataset)
+    runs = collect_runs(args.runs, seeds, BASELINES, required=False)
+    runs.update(collect_cleaned_runs(args.runs, seeds, cells))
     randoms = tuple(r for r in cleaning.random_ratios if args.dataset in cleaning.datasets)
     runs.update(collect_random_runs(args.runs, randoms, cleaning.random_draws))
     if args.baselines is not None:

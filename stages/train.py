@@ -69,7 +69,7 @@ def run(argv: list[str] | None = None) -> None:
 
     with timed(args.cost, "train", seed=args.seed) as cost:
         jobs = unmix.target_jobs(songs.songs, valid, params, args.seed, base.sample_rate, runtime,
-                                 key, args.checkpoints, None, args.quiet)
+                                 key, args.checkpoints, args.quiet)
         results = unmix.train_targets(jobs, runtime.workers)
         unmix.save_training(args.out, results, params, base.sample_rate, key,
                             {t: len(v) for t, v in songs.songs.items()},

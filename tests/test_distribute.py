@@ -52,7 +52,7 @@ def test_the_project_graph_marks_model_stages_as_gpu_cells() -> None:
     assert {"train@baseline0-0", "train@baseline3-0", "evaluate_trivial", "embed@mixed23",
             "attribute@mixed23-0", "train_sanity", "attribute_sanity",
             "random_retrain@mixed23-0.5-4", "random_evaluate@effectsdb-0.5"} <= gpu
-    assert not gpu & {"render", "filter@mixed23-fad-0.5", "fad_scores@mixed23", "report",
+    assert not gpu & {"render", "filter@mixed23-fad-unified-0.5", "fad_scores@mixed23", "report",
                       "mlp_scores@mixed23", "random_filter@mixed23-0.5"}
     assert {n for n, c in cells.items() if c.training} == {
         n for n in cells
@@ -60,7 +60,7 @@ def test_the_project_graph_marks_model_stages_as_gpu_cells() -> None:
     names = list(cells)
     for name, cell in cells.items():  # parents first
         assert all(names.index(p) < names.index(name) for p in cell.parents)
-    assert "filter@mixed23-fad-0.5" in cells["retrain@mixed23-fad-0.5-0"].parents
+    assert "filter@mixed23-fad-unified-0.5" in cells["retrain@mixed23-fad-unified-0.5-0"].parents
     assert checkpoint_root(cells.values()) == "data/checkpoints"
     assert [n for n, c in cells.items() if not c.restorable] == ["report"]
 

@@ -102,19 +102,18 @@ def test_filter_stage_by_method(tmp_path: Path) -> None:
                                         "scores.csv")
     params = tmp_path / "params.yaml"
     write_params(params, {"base": {"seeds": [0, 1]}})
-    for method, expected in (("unlearn", ["s2", "s3"]), ("unlearn-pt", ["s0", "s1"])):
-        out = tmp_path / f"{method}.json"
+    for mode, expected in (("unified", ["s2", "s3"]), ("per_target", ["s0", "s1"])):
+        out = tmp_path / f"{mode}.json"
         filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
-                           "--method", method,
-                           "--scores-root", str(tmp_path / "scores"), "--ratio", "0.5",
-                           "--out", str(out)])
+                           "--scores", str(tmp_path / "scores" / "unlearn"), "--mode", mode,
+                           "--ratio", "0.5", "--out", str(out)])
         kept = json.loads(out.read_text())
         assert [Path(p).name for p in kept["songs"]["bass"]] == expected
-        assert kept["n_tables"] == 2
-    with pytest.raises(SystemExit, match="no scores.csv"):
+        assert kept["n_tables"] == 2 and kept["mode"] == mode
+    with pytest.raises(SystemExit, match=r"error: filter: --scores: .*fad: no scores.csv there"):
         filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
-                           "--method", "fad", "--scores-root",
-                           str(tmp_path / "scores"), "--ratio", "0.5", "--out", str(out)])
+                           "--scores", str(tmp_path / "scores" / "fad"), "--ratio", "0.5",
+                           "--out", str(out)])
 
 
 def test_gap_closed_and_composition() -> None:
@@ -152,18 +151,16 @@ def test_filter_stage_auto_ratio(tmp_path: Path) -> None:
     params = tmp_path / "params.yaml"
     write_params(params, {"base": {"seeds": [0]}, "cleaning": {"auto_min_ratio": 0.3}})
     out = tmp_path / "auto.json"
-    filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"), "--method",
-                       "fad", "--scores-root", str(tmp_path / "scores"), "--ratio", "auto", "--out",
-                       str(out)])
+    filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"), "--scores",
+                       str(tmp_path / "scores" / "fad"), "--ratio", "auto", "--out", str(out)])
     kept = json.loads(out.read_text())
     assert kept["rule"] == "auto" and kept["ratio"] == pytest.approx(10 / 16)
     assert sorted(Path(p).name for p in kept["songs"]["vocals"]) == sorted(
         f"s{i}" for i in range(6, 16))
     with pytest.raises(SystemExit, match="'half'"):
         filter_stage.main(["--params", str(params), "--dataset", str(tmp_path / "set"),
-                           "--method", "fad", "--scores-root", str(tmp_path / "scores"),
-                           "--ratio", "half",
-                           "--out", str(out)])
+                           "--scores", str(tmp_path / "scores" / "fad" / "scores.csv"),
+                           "--ratio", "half", "--out", str(out)])
 
 
 def test_random_removal_is_keyed_by_draw_and_song() -> None:

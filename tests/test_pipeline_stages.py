@@ -83,6 +83,11 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
     assert [row["song"] for row in songs["seed1"]["songs"]] == ["test0"]
     clean = dataset / "runs" / "clean_only.json"  # a seed left by an older configuration:
     clean.write_text(json.dumps({**json.loads(clean.read_text()), "seed7": {"mdx_sdr_db_avg": 99.0}}))
+    with pytest.raises(SystemExit, match=r"unified/fad_r0.5.json: run metrics of a cleaned"):
+        aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
+                        str(dataset / "runs"), "--out", str(dataset / "agg.json")])
+    (dataset / "runs" / "unified").mkdir()  # the cleaned cell (fad at 0.5): the clean part's runs
+    shutil.copyfile(clean, dataset / "runs" / "unified" / "fad_r0.5.json")
     with pytest.raises(SystemExit, match=r"random_r0.5.json: run seed0 of a random-control draw"):
         aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
                         str(dataset / "runs"), "--out", str(dataset / "agg.json")])
@@ -98,9 +103,11 @@ def test_train_evaluate_aggregate(dataset: Path) -> None:
     assert agg["conditions"]["random_r0.5"]["mdx_sdr_db_avg"] == {"mean": 1.5, "std": 0.5 ** 0.5,
                                                                   "n": 2}
     assert "random_r0.5_minus_contaminated_mdx_sdr_db_avg" in agg["margins"]
+    assert agg["conditions"]["fad_r0.5"] == agg["conditions"]["clean_only"]
     # a set without its own clean_only runs borrows them (EffectsDB shares Mixed23's clean songs)
     (dataset / "edb").mkdir()
-    for condition in ("contaminated", "random_r0.5"):
+    for condition in ("contaminated", "random_r0.5", "unified/fad_r0.5"):
+        (dataset / "edb" / condition).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(dataset / "runs" / f"{condition}.json", dataset / "edb" / f"{condition}.json")
     aggregate.main(["--params", str(params), "--dataset", "effectsdb", "--runs",
                     str(dataset / "edb"), "--baselines", str(dataset / "runs"), "--out",

@@ -57,8 +57,10 @@ def test_sdr_vs_ratio_rows_place_auto_at_its_chosen_ratio() -> None:
 def test_cost_table_skips_cells_outside_the_current_grid(tmp_path: Path) -> None:
     from stages.lib.cleaning import CleaningParams
 
-    for rel in ("retrain/mixed23/fad_r0.5/seed0.json", "retrain/mixed23/fad_r0.9/seed0.json",
-                "retrain/mixed23/fad_r0.5/seed7.json", "train/mixed23/contaminated/seed0.json",
+    for rel in ("retrain/mixed23/unified/fad_r0.5/seed0.json",
+                "retrain/mixed23/unified/fad_r0.9/seed0.json",
+                "retrain/mixed23/per_target/fad_r0.5/seed0.json",  # a mode not in the grid
+                "retrain/mixed23/unified/fad_r0.5/seed7.json", "train/mixed23/contaminated/seed0.json",
                 "render.json", "retrain/mixed23/random_r0.5/seed3.json",  # draw 3: counted
                 "retrain/mixed23/random_r0.5/seed9.json", "retrain/mixed23/random_r0.9/seed0.json"):
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -80,8 +82,9 @@ def test_auto_vs_grid_table_compares_with_the_best_fixed_ratio(tmp_path: Path) -
             "composition": {"fad_rauto": {"ratio_retained": 0.44},
                             "mlp_rauto": {"ratio_retained": 0.6}}}
     for cond, wall in (("fad_r0.5", 100.0), ("fad_r0.75", 110.0), ("fad_rauto", 90.0)):
-        (tmp_path / "retrain" / "m" / cond).mkdir(parents=True)
-        (tmp_path / "retrain" / "m" / cond / "seed0.json").write_text(json.dumps({"wall_s": wall}))
+        (tmp_path / "retrain" / "m" / "unified" / cond).mkdir(parents=True)
+        (tmp_path / "retrain" / "m" / "unified" / cond / "seed0.json").write_text(
+            json.dumps({"wall_s": wall}))
     lines = tables.auto_vs_grid_table({"m": data}, tmp_path, (0,))
     assert lines[2] == ("| m | fad | 0.5, 0.75 | 0.75 | 4.50 ± 0.20 | 0.44 | 4.35 ± 0.20 | yes "
                         "| 2, 210 s | 1, 90 s |")
@@ -128,9 +131,10 @@ def test_aggregate_pairs_each_cleaning_with_contaminated_and_methods_at_one_rati
 
     sdr = {"contaminated": 3.0, "fad_r0.5": 4.0, "mlp_r0.5": 3.5, "fad_r0.75": 3.8,
            "mlp_r0.75": 3.2}
-    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "unified").mkdir(parents=True)
     for condition, value in sdr.items():
-        (tmp_path / "runs" / f"{condition}.json").write_text(json.dumps({
+        folder = tmp_path / "runs" / ("" if condition == "contaminated" else "unified")
+        (folder / f"{condition}.json").write_text(json.dumps({
             f"seed{seed}": {"museval_sdr_db_avg": value + 0.1 * seed, "mdx_sdr_db_avg": value,
                             "n_songs": 2} for seed in (0, 1, 2)}))
     params = write_params(tmp_path / "params.yaml", {
@@ -177,11 +181,12 @@ def test_the_random_control_is_compared_unpaired_over_all_its_draws(tmp_path: Pa
     (tmp_path / "truth.json").write_text(json.dumps(truth))
     every = {**runs, "clean_only": {s: {"museval_sdr_db_avg": 5.0} for s in range(3)},
              "fad_r0.5": {s: {"museval_sdr_db_avg": 4.0 + 0.1 * s} for s in range(3)}}
-    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "unified").mkdir(parents=True)
     for condition, by_seed in every.items():
-        (tmp_path / "runs" / f"{condition}.json").write_text(json.dumps({
+        folder = tmp_path / "runs" / ("unified" if condition == "fad_r0.5" else "")
+        (folder / f"{condition}.json").write_text(json.dumps({
             f"seed{seed}": {**metrics, "mdx_sdr_db_avg": 1.0} for seed, metrics in by_seed.items()}))
-    kept = {"fad/r0.5.json": ["s0", "s1"], **{f"random/r0.5/draw{d}.json": ["s0", f"s{1 + d % 3}"]
+    kept = {"unified/fad/r0.5.json": ["s0", "s1"], **{f"random/r0.5/draw{d}.json": ["s0", f"s{1 + d % 3}"]
                                              for d in range(5)}}
     for rel, songs in kept.items():
         (tmp_path / "filtered" / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -209,3 +214,28 @@ def test_the_random_control_is_compared_unpaired_over_all_its_draws(tmp_path: Pa
                                   if k != "seed4"}))
     with pytest.raises(SystemExit, match=r"random_r0.5.json: run seed4 of a random-control draw"):
         aggregate.main(args)
+
+
+def test_aggregate_names_the_per_target_mode_in_its_conditions(tmp_path: Path) -> None:
+    """A cleaned cell's runs live under ``<mode>/<method>_r<ratio>.json``; the per-target mode
+    is its own condition, ``<method>_per_target_r<ratio>``, paired with the contaminated set."""
+    from stages import aggregate
+
+    for rel, value in (("contaminated", 3.0), ("unified/fad_r0.5", 4.0),
+                       ("per_target/fad_r0.5", 3.5)):
+        (tmp_path / "runs" / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "runs" / f"{rel}.json").write_text(json.dumps({
+            f"seed{seed}": {"museval_sdr_db_avg": value + 0.1 * seed, "mdx_sdr_db_avg": value}
+            for seed in (0, 1)}))
+    params = write_params(tmp_path / "params.yaml", {
+        "base": {"seeds": [0, 1]}, "cleaning": {"methods": ["fad"], "modes": ["unified", "per_target"],
+                                                "ratios": [0.5], "random_ratios": []}})
+    aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
+                    str(tmp_path / "runs"), "--out", str(tmp_path / "agg.json")])
+    agg = json.loads((tmp_path / "agg.json").read_text())
+    assert set(agg["conditions"]) == {"contaminated", "fad_r0.5", "fad_per_target_r0.5"}
+    assert agg["conditions"]["fad_per_target_r0.5"]["museval_sdr_db_avg"]["mean"] == pytest.approx(3.55)
+    (tmp_path / "runs" / "per_target" / "fad_r0.5.json").unlink()
+    with pytest.raises(SystemExit, match=r"per_target/fad_r0.5.json: run metrics of a cleaned"):
+        aggregate.main(["--params", str(params), "--dataset", "mixed23", "--runs",
+                        str(tmp_path / "runs"), "--out", str(tmp_path / "agg2.json")])

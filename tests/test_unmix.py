@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import math
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +15,9 @@ import soundfile as sf
 import torch
 from conftest import params_of, tone_stems, write_stems
 
-from stages.lib import workers
-from stages.lib.params import select_device
+from stages.lib import unmix, workers
+from stages.lib.audio import AudioError
+from stages.lib.params import TARGETS, select_device
 from stages.lib.songs import (
     ExcerptSampler,
     SongTable,
@@ -29,6 +32,7 @@ from stages.lib.unmix import (
     TrainParams,
     Validator,
     build_model,
+    canonical_ast,
     code_digest,
     fit_scaler,
     load_model,
@@ -234,6 +238,39 @@ def test_preloading_follows_the_memory_budget(banks) -> None:
     assert SongTable.open(bank.folders, SR, preload_mib=size).preloaded
 
 
+@pytest.mark.parametrize("preload_mib", [math.inf, 0.0])
+def test_non_finite_samples_are_refused_mapped_and_streamed(banks, tmp_path: Path,
+                                                            preload_mib: float) -> None:
+    """A NaN in a float WAV stops training with the file's name, whether the set is mapped
+    (checked when opened) or seeked on disk (checked per excerpt), as the decoding path does."""
+    bank, _ = banks
+    folder = tmp_path / "song"
+    folder.mkdir()
+    for wav in Path(bank.folders[0]).glob("*.wav"):
+        data, rate = sf.read(wav, dtype="float32", always_2d=True)
+        if wav.stem == "bass":
+            data[data.shape[0] // 2, 1] = np.nan
+        sf.write(folder / wav.name, data, rate, subtype="FLOAT")
+    with pytest.raises(AudioError, match=r"song/bass.wav: contains NaN or infinite samples"):
+        table = SongTable.open([str(folder)], SR, preload_mib=preload_mib)
+        assert not table.preloaded  # streamed: found when the excerpt holding it is read
+        table.excerpt(0, TARGETS.index("bass"), 0, table.frames(0))
+
+
+def test_per_process_tables_follow_the_files(banks, tmp_path: Path) -> None:
+    """A worker opens a set once, but a set rewritten on disk is opened again (never stale)."""
+    bank, _ = banks
+    folder = tmp_path / "song"
+    shutil.copytree(bank.folders[0], folder)
+    first = unmix._open_table((str(folder),), SR, math.inf)
+    assert unmix._open_table((str(folder),), SR, math.inf) is first
+    data, rate = sf.read(folder / "vocals.wav", dtype="float32", always_2d=True)
+    sf.write(folder / "vocals.wav", data * 0.5, rate, subtype="FLOAT")
+    again = unmix._open_table((str(folder),), SR, math.inf)
+    assert again is not first
+    assert np.array_equal(again.stems(0)[TARGETS.index("vocals")], (data * np.float32(0.5)).T)
+
+
 def test_workers_fork_from_a_server_only_where_they_can_watch_the_stage(monkeypatch) -> None:
     expected = "forkserver" if workers._pidfds() else "spawn"  # Linux: pidfds since 5.3
     assert workers.context().get_start_method() == expected
@@ -323,3 +360,18 @@ def test_the_code_digest_ignores_docstrings_comments_and_layout_only(tmp_path: P
     assert digest('"""Reworded."""\n# a comment\ndef f(x):\n\n    return (x *\n            2)\n') == plain
     assert digest('"""Doc."""\ndef f(x):\n    """Twice."""\n    return x * 3\n') != plain
     assert digest('"""Doc."""\ndef f(y):\n    """Twice."""\n    return y * 2\n') != plain
+    assert digest('"""Doc."""\ndef f(x):\n    return\n') != digest('"""Doc."""\ndef f(x):\n    return None\n')
+
+
+def test_the_code_digest_is_pinned_across_python_versions(tmp_path: Path) -> None:
+    """The text hashed leaves out empty fields (``ast.dump`` differs between 3.11, 3.12 and 3.13:
+    added ``type_params``, empty fields shown or not), so the same source gives this digest on
+    any supported Python. A change here changes every training's key: rerun the trainings."""
+    module = tmp_path / "m.py"
+    module.write_text('import numpy as np\n\n\nclass A:\n    """Doc."""\n\n    def f(self, x: int = 2,'
+                      ' *a, k=None, **kw) -> float:\n        return np.mean([x, -1.5, "s", b"b", ...])\n'
+                      '\n\nasync def g():\n    async with h() as y:\n        yield y[1:2]\n')
+    assert canonical_ast(ast.parse("f(x)")) == (
+        "Module(body=[Expr(value=Call(args=[Name(ctx=Load(),id=str:'x')],"
+        "func=Name(ctx=Load(),id=str:'f')))])")
+    assert code_digest([module]) == "ff4d9dc27c9457bb490974fd0de463ce74f119c57616ac536452360b35a3c04e"

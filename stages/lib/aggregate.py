@@ -9,13 +9,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .cleaning import condition as condition_name
 from .io import read_json
 
 SEED_KEY = re.compile(r"seed(\d+)")
 
 
 def collect_runs(root: Path, seeds: tuple[int, ...] | None = None,
-                 conditions: tuple[str, ...] | None = None) -> dict[str, dict[int, dict]]:
+                 conditions: tuple[str, ...] | None = None,
+                 required: bool = True) -> dict[str, dict[int, dict]]:
     """``{condition: {seed: metrics}}`` from ``<root>/<condition>.json`` files (an evaluate
     stage's metrics: one entry ``seed<k>`` per model).
 
@@ -33,8 +35,22 @@ def collect_runs(root: Path, seeds: tuple[int, ...] | None = None,
                 raise ValueError(f"{path}: entry '{key}' is not a run seed<k>")
             if seeds is None or int(match.group(1)) in seeds:
                 runs.setdefault(path.stem, {})[int(match.group(1))] = metrics
-    if not runs:
+    if not runs and required:
         raise ValueError(f"{root}: no <condition>.json run metrics found")
+    return runs
+
+
+def collect_cleaned_runs(root: Path, seeds: tuple[int, ...],
+                         cells: list[tuple[str, str, float | str]]) -> dict[str, dict[int, dict]]:
+    """The cleaned conditions' runs, ``{condition name: {seed: metrics}}``, from
+    ``<root>/<mode>/<method>_r<ratio>.json``; every cell of the grid must be there."""
+    runs: dict[str, dict[int, dict]] = {}
+    for method, mode, ratio in cells:
+        path = root / mode / f"{method}_r{ratio}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: run metrics of a cleaned condition not found")
+        found = collect_runs(path.parent, seeds, (path.stem,))
+        runs[condition_name(method, mode, ratio)] = found[path.stem]
     return runs
 
 
@@ -209,16 +225,17 @@ def collect_random_runs(root: Path, ratios: tuple[float, ...],
     return runs
 
 
-def compositions(filtered: Path, truth: dict[str, str], cells: list[tuple[str, float]],
+def compositions(filtered: Path, truth: dict[str, str],
+                 cells: list[tuple[str, str, float | str]],
                  random_ratios: tuple[float, ...],
                  draws: tuple[int, ...]) -> dict[str, dict[str, float]]:
-    """What each cleaned condition kept (``<filtered>/<method>/r<ratio>.json``) and, averaged
-    over the draws, what the random control kept, against the ground truth."""
+    """What each cleaned condition kept (``<filtered>/<mode>/<method>/r<ratio>.json``) and,
+    averaged over the draws, what the random control kept, against the ground truth."""
     result: dict[str, dict[str, float]] = {}
-    for method, ratio in cells:
-        kept = read_json(filtered / method / f"r{ratio}.json")
-        result[f"{method}_r{ratio}"] = {**composition(kept_names(kept), truth),
-                                        "ratio_retained": float(kept["ratio"])}
+    for method, mode, ratio in cells:
+        kept = read_json(filtered / mode / method / f"r{ratio}.json")
+        result[condition_name(method, mode, ratio)] = {**composition(kept_names(kept), truth),
+                                                  "ratio_retained": float(kept["ratio"])}
     for ratio in random_ratios:
         parts = [composition(kept_names(read_json(
             filtered / "random" / f"r{ratio}" / f"draw{d}.json")), truth) for d in draws]

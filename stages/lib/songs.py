@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,9 +101,10 @@ class SongTable:
 
     def __init__(self, songs: list[Song], sample_rate: int,
                  audio: list[np.ndarray] | None = None,
-                 maps: list[list[np.ndarray]] | None = None) -> None:
+                 maps: list[list[np.ndarray]] | None = None, *, stamp: tuple) -> None:
         self.songs = songs
         self.sample_rate = sample_rate
+        self.stamp = stamp  # the files' identity when opened (folder_stamp)
         self._audio = audio
         self._maps = maps  # per song and stem: the file's samples [frames, channels], mapped
 
@@ -112,14 +114,18 @@ class SongTable:
         """Index ``folders`` (headers only); hold every song in memory when they take at most
         ``preload_mib`` MiB as float32 (0: never; ``math.inf``: always): mapped when every stem
         is a float WAV, else decoded."""
+        stamp = folder_stamp(folders)
         songs = [_song(folder, sample_rate) for folder in folders]
         if not (preload_mib > 0 and decoded_mib(songs) <= preload_mib):
-            return cls(songs, sample_rate)
+            return cls(songs, sample_rate, stamp=stamp)
         maps = [[float_wav_samples(p, song.frames) for p in song.stems] for song in songs]
         if all(m is not None for song in maps for m in song):
-            return cls(songs, sample_rate, maps=maps)  # type: ignore[arg-type]
+            for song, stems in zip(songs, maps, strict=True):
+                for path, samples in zip(song.stems, stems, strict=True):
+                    check_finite(samples, path)  # type: ignore[arg-type]
+            return cls(songs, sample_rate, maps=maps, stamp=stamp)  # type: ignore[arg-type]
         audio = [np.stack([read_wav(p, sample_rate) for p in song.stems]) for song in songs]
-        return cls(songs, sample_rate, audio)
+        return cls(songs, sample_rate, audio, stamp=stamp)
 
     @property
     def preloaded(self) -> bool:
@@ -154,6 +160,7 @@ class SongTable:
         if data.shape[0] != length:
             raise AudioError(f"{song.stems[stem]}: ended before sample {start + length} "
                              f"(header says {song.frames})")
+        check_finite(data, song.stems[stem])
         return to_stereo(data.T, str(song.stems[stem]))
 
     def stems(self, i: int) -> np.ndarray:
@@ -183,6 +190,27 @@ class SongTable:
 
 
 _EDGE = 1 << 20
+
+
+def check_finite(samples: np.ndarray, path: Path, chunk: int = 1 << 20) -> None:
+    """:class:`AudioError` naming ``path`` if any sample is NaN or infinite (checked in chunks,
+    so a mapped file is read once and no full-size mask is built)."""
+    flat = samples.reshape(-1)
+    for start in range(0, flat.size, chunk):
+        if not np.isfinite(flat[start:start + chunk]).all():
+            raise AudioError(f"{path}: contains NaN or infinite samples")
+
+
+def folder_stamp(folders: Sequence[str]) -> tuple:
+    """The identity of song folders as they are on disk: every entry's name, size and
+    modification time (a few stat calls per song; cache keys of per-process tables)."""
+    stamp = []
+    for folder in folders:
+        with os.scandir(folder) as entries:
+            for entry in sorted(entries, key=lambda e: e.name):
+                info = entry.stat()
+                stamp.append((folder, entry.name, info.st_size, info.st_mtime_ns))
+    return tuple(stamp)
 
 
 _IEEE_FLOAT, _EXTENSIBLE = 3, 0xFFFE

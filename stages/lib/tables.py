@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cleaning import CleaningParams
+from .cleaning import MODES, CleaningParams, parse_condition
 from .filtering import auto_ratio, kept_songs, mean_table
 from .io import read_json
 from .params import TARGETS
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 # The paper's Table 1 (avg SDR, % of the clean songs kept) and Table 2 (avg SDR), for comparison.
 PAPER_T1 = {"contaminated": (4.85, "50% of set"), "clean_only": (4.94, "100%"),
             "reference_only": (4.61, "100%"), "unlearn_r0.75": (4.91, "62%"),
-            "unlearn-pt_r0.75": (4.91, "—"), "fad_r0.5": (4.90, "70% (MERT) / 72% (CLAP)"),
+            "unlearn_per_target_r0.75": (4.91, "—"), "fad_r0.5": (4.90, "70% (MERT) / 72% (CLAP)"),
             "mlp_r0.5": (5.00, "77%")}
 PAPER_T2 = {"clean_only": (4.63, ""), "contaminated": (4.25, ""), "mlp_r0.9": (4.26, ""),
             "unlearn_r0.9": (4.35, ""), "fad_r0.9": (4.44, "")}
@@ -133,8 +133,13 @@ def cell(condition: str) -> tuple[str, str] | None:
 
 def _cell_wall(cost_root: Path, dataset: str, cond: str, seeds: tuple[int, ...]) -> float | None:
     """Mean measured retraining wall time of one cleaned condition over the seeds, if recorded."""
+    parsed = parse_condition(cond)
+    if parsed is None:
+        return None
+    method, mode, ratio = parsed
+    folder = cost_root / "retrain" / dataset / mode / f"{method}_r{ratio}"
     walls = [float(read_json(p)["wall_s"]) for s in seeds
-             if (p := cost_root / "retrain" / dataset / cond / f"seed{s}.json").is_file()]
+             if (p := folder / f"seed{s}.json").is_file()]
     return sum(walls) / len(walls) if walls else None
 
 
@@ -180,6 +185,8 @@ def is_current_cell(relative: Path, seeds: tuple[int, ...], cleaning: CleaningPa
     parts = relative.with_suffix("").parts
     wanted = cleaning.random_draws if randoms & set(parts) else seeds
     for part in parts:
+        if part in MODES and part not in cleaning.modes:
+            return False
         if part.startswith("seed") and part[4:].isdigit() and int(part[4:]) not in wanted:
             return False
         if cell(part) and part not in cells | randoms:

@@ -37,7 +37,14 @@ from . import workers as workers_module
 from .audio import AudioError
 from .io import atomic_path, dumps_json, is_marked, read_json
 from .params import TARGETS, RuntimeParams, as_plain, check, check_range, select_device
-from .songs import ExcerptSampler, SamplerParams, SongTable, TrainingBatches, song_digest
+from .songs import (
+    ExcerptSampler,
+    SamplerParams,
+    SongTable,
+    TrainingBatches,
+    folder_stamp,
+    song_digest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -153,12 +160,20 @@ def fit_scaler(table: SongTable, songs: np.ndarray, n_fft: int,
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-@functools.lru_cache(maxsize=2)
+_SCALERS: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+
 def _scaler(table: SongTable, songs: tuple[int, ...], n_fft: int,
             hop: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`fit_scaler`, once per process for one table and song set (a worker's targets share
-    their mixtures). The arrays are shared: callers never write to them."""
-    return fit_scaler(table, np.asarray(songs), n_fft, hop)
+    """:func:`fit_scaler`, once per process for one song set as it is on disk (a worker's
+    targets share their mixtures); the last two are kept, by the files' identity, never by the
+    table object (which would keep a decoded set alive). Callers never write to the arrays."""
+    key = (table.stamp, songs, n_fft, hop)
+    if key not in _SCALERS:
+        while len(_SCALERS) >= 2:
+            _SCALERS.pop(next(iter(_SCALERS)))
+        _SCALERS[key] = fit_scaler(table, np.asarray(songs), n_fft, hop)
+    return _SCALERS[key]
 
 
 def build_model(params: ModelParams, sample_rate: int, mean: np.ndarray | None = None,
@@ -287,8 +302,22 @@ def code_digest(modules: Sequence[str | Path]) -> str:
                     and isinstance(body[0].value, ast.Constant)
                     and isinstance(body[0].value.value, str)):
                 node.body = body[1:] or [ast.Pass()]
-        h.update(ast.dump(tree).encode())
+        h.update(canonical_ast(tree).encode())
     return h.hexdigest()
+
+
+def canonical_ast(node: object) -> str:
+    """A syntax tree as text that does not depend on the Python version: ``ast.dump`` differs
+    between 3.11, 3.12 and 3.13 (fields such as ``type_params`` added, empty ones shown or not),
+    so fields that are empty (``None``, ``[]``) are left out, the rest written in sorted order;
+    positions are not fields, so they never count."""
+    if isinstance(node, ast.AST):
+        fields = [f"{name}={canonical_ast(value)}" for name in sorted(node._fields)
+                  if (value := getattr(node, name, None)) is not None and value != []]
+        return f"{type(node).__name__}({','.join(fields)})"
+    if isinstance(node, list):
+        return f"[{','.join(canonical_ast(item) for item in node)}]"
+    return f"{type(node).__name__}:{node!r}"
 
 
 def copy_training(source: Path, out: Path, provenance: dict[str, Any]) -> None:
@@ -562,15 +591,22 @@ class TargetJob:
     loading: Loading
     data_key: str | None = None
     checkpoint: Path | None = None
-    live_dir: Path | None = None
     quiet: bool = True
 
 
-@functools.lru_cache(maxsize=2)
+_TABLES: dict[tuple, SongTable] = {}
+
+
 def _open_table(folders: tuple[str, ...], sample_rate: int, preload_mib: float) -> SongTable:
-    """:meth:`SongTable.open`, once per process for one song set: a worker that trains two
-    targets on one set decodes it once (a table is never written to)."""
-    return SongTable.open(folders, sample_rate, preload_mib=preload_mib)
+    """:meth:`SongTable.open`, once per process for one song set as it is on disk (its files'
+    names, sizes and modification times): a worker that trains two targets on one set opens it
+    once, and a set rewritten in between is opened again. The last two are kept."""
+    key = (folder_stamp(folders), sample_rate, preload_mib)
+    if key not in _TABLES:
+        while len(_TABLES) >= 2:
+            _TABLES.pop(next(iter(_TABLES)))
+        _TABLES[key] = SongTable.open(folders, sample_rate, preload_mib=preload_mib)
+    return _TABLES[key]
 
 
 def run_target_job(job: TargetJob) -> TrainResult:
@@ -578,38 +614,20 @@ def run_target_job(job: TargetJob) -> TrainResult:
     torch.set_num_threads(job.threads)
     table = _open_table(job.folders, job.sample_rate, job.loading.preload_mib)
     valid = _open_table(job.valid_folders, job.sample_rate, 0.0)
-    live = None
-    if job.live_dir is not None:
-        from dvclive import Live
-
-        live = Live(str(job.live_dir), save_dvc_exp=False, dvcyaml=None, report=None)
-
-    def log_epoch(record: dict[str, float]) -> None:
-        assert live is not None
-        for key in ("train_loss", "valid_loss", "lr"):
-            live.log_metric(key, record[key])
-        live.next_step()
-
-    try:
-        return train_target(table, np.arange(len(table)), valid, job.target, job.params,
-                            job.seed, select_device(job.device), job.checkpoint,
-                            on_epoch=log_epoch if live else None, quiet=job.quiet,
-                            loading=job.loading, data_key=job.data_key)
-    finally:
-        if live is not None:
-            live.end()
+    return train_target(table, np.arange(len(table)), valid, job.target, job.params, job.seed,
+                        select_device(job.device), job.checkpoint, quiet=job.quiet,
+                        loading=job.loading, data_key=job.data_key)
 
 
 def target_jobs(songs: Mapping[str, Sequence[str]], valid: Sequence[str], params: TrainParams,
                 seed: int, sample_rate: int, runtime: RuntimeParams, key: str,
-                checkpoints: Path | None, live: Path | None, quiet: bool) -> list[TargetJob]:
+                checkpoints: Path | None, quiet: bool) -> list[TargetJob]:
     """One :class:`TargetJob` per target of a four-target training (``key``: its
     :func:`training_key`, which names the data in checkpoints)."""
     return [TargetJob(target=t, folders=tuple(songs[t]), valid_folders=tuple(valid),
                       sample_rate=sample_rate, params=params, seed=seed, device=runtime.device,
                       threads=runtime.worker_threads, loading=loading(runtime), data_key=key,
-                      checkpoint=checkpoints / f"{t}.pt" if checkpoints else None,
-                      live_dir=live / t if live else None, quiet=quiet)
+                      checkpoint=checkpoints / f"{t}.pt" if checkpoints else None, quiet=quiet)
             for t in TARGETS]
 
 

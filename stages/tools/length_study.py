@@ -3,7 +3,7 @@
     python -m stages.tools.length_study --epochs 5 10 20 30 --seeds 0 1 \
         --condition mixed23/contaminated=data/lists/mixed23/contaminated.json \
         --condition mixed23/clean_only=data/lists/mixed23/clean_only.json \
-        --condition mixed23/unlearn_r0.5=data/filtered/mixed23/unlearn/r0.5.json \
+        --condition mixed23/unlearn_r0.5=data/filtered/mixed23/unified/unlearn/r0.5.json \
         --valid data/rendered/reference --test data/rendered/test \
         --committed data/models --work data/length_study --out metrics/studies/length
 
