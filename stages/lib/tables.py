@@ -316,7 +316,11 @@ def report_lines(sets: dict[str, dict], trivial: dict | None, detection: dict[st
              "SDR = museval BSSEval v4 (median over 1 s windows, then over test songs), mean ± std "
              "over seeds; avg = mean of the four targets. Paper columns: the paper's Table 1/2 "
              "(MUSDB18-scale data, 500 epochs); absolute values are not comparable, the ordering "
-             "and the gap closed are.", ""]
+             "and the gap closed are.", "",
+             "**One corpus, one severity.** This report is the Bach-chorale corpus at the paper's "
+             "corruption strengths. Which method beats random removal on a second corpus and at "
+             "milder corruptions (with intervals): `metrics/studies/summary/summary.md` "
+             "(`.ci/summary`, from the committed studies).", ""]
     if sanity is not None:
         lines += sanity_lines(sanity)
     if any(cond.startswith("random_r") for data in sets.values() for cond in data["conditions"]):
