@@ -66,7 +66,8 @@ def test_write_summary_plots_a_severity_axis_only(tmp_path: Path) -> None:
     assert [r["severity"] for r in rows] == ["severe", "mild"]
     text = (out / "summary.md").read_text()
     assert "**mixed23, bach, mild**" in text and "no measurable harm" in text
-    assert "beat random removal: fad r=0.5" in text
+    assert "fad r=0.5 +1.00 [+0.50, +1.50] over contaminated (helps)" in text
+    assert "+0.10 [-0.40, +0.60] over random removal (within noise)" in text
     assert (out / "severity.png").stat().st_size > 10_000
     alone = tmp_path / "alone"
     alone.mkdir()
