@@ -6,9 +6,9 @@
 ``--scores`` is a ``scores.csv`` or a method's score folder (one table per baseline seed of
 ``base.seeds`` for unlearning; one table for FAD and the MLP); every table given is averaged.
 ``--mode unified`` keeps one list for all targets by the unified score; ``per_target`` ranks each
-target by its own score and keeps one list per target model. ``--ratio auto`` picks r from the score
-distribution (``filtering.auto_ratio``). The random-removal control is the stage
-``random_filter``.
+target by its own score and keeps one list per target model. ``--ratio auto`` picks r from the
+distribution of the unified score (``filtering.auto_ratio``), in either mode. The random-removal
+control is the stage ``random_filter``.
 """
 
 from __future__ import annotations

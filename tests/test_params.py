@@ -160,6 +160,11 @@ def test_render_ranges(override: dict, key: str) -> None:
         ({"random_ratios": [True]}, "cleaning.random_ratios"),  # YAML true: not a proportion
         ({"random_draws": [True, False]}, "cleaning.random_draws"),
         ({"methods": ["fad", "random"]}, "cleaning.methods"),  # the control's reserved name
+        ({"methods": ["unlearn-pt"]}, "cleaning.methods"),  # the old per-target suffix
+        ({"methods": ["fad_per_target"]}, "cleaning.methods"),  # would collide with a mode's name
+        ({"modes": []}, "cleaning.modes"),
+        ({"modes": ["unified", "unified"]}, "cleaning.modes"),
+        ({"modes": ["per_song"]}, "cleaning.modes"),
     ],
 )
 def test_random_control_ranges(override: dict, key: str) -> None:
@@ -168,3 +173,15 @@ def test_random_control_ranges(override: dict, key: str) -> None:
     with pytest.raises(ParamsError, match=f"^{key}"):
         params_of(CleaningParams, "cleaning", **override)
     assert params_of(CleaningParams, "cleaning", random_ratios=[], random_draws=[]).random_ratios == ()
+
+
+def test_cleaned_condition_names_round_trip() -> None:
+    """A cleaned cell's name in the metrics gives back its method, mode and ratio."""
+    from stages.lib.cleaning import condition, parse_condition
+
+    for method in ("unlearn", "unlearn+fad", "unlearn-naive"):
+        for mode in ("unified", "per_target"):
+            for ratio in (0.5, "auto"):
+                assert parse_condition(condition(method, mode, ratio)) == (method, mode, str(ratio))
+    assert condition("fad", "unified", 0.5) == "fad_r0.5"  # the names metrics had before modes
+    assert parse_condition("contaminated") is None

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from stages.lib.studies import verdict
+
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "museval_sdr_db_avg"
 
@@ -42,11 +44,48 @@ def headline() -> list[str]:
     ]
 
 
+def _study_cells(pair: list[dict]) -> dict[str, str]:
+    """The quoted numbers of one corpus and severity, "Mixed23 / EffectsDB" each."""
+    def joined(values: list[str]) -> str:
+        return " / ".join(values)
+
+    def auroc(row: dict, method: str) -> str:
+        return f"{next(m for m in row['methods'] if m['method'] == method)['auroc']:.2f}"
+
+    def wins(row: dict, key: str) -> str:
+        helped = [m for m in row["methods"] if verdict(m[key]) == "helps"]
+        return f"{len(helped)}/{len(row['methods'])}"
+
+    return {"harm": joined([f"{r['harm']['mean']:+.2f}" for r in pair]),
+            "harm_verdict": joined([r["harm_verdict"] for r in pair]),
+            **{m: joined([auroc(r, m) for r in pair]) for m in ("unlearn", "fad", "mlp")},
+            "random": joined([wins(r, "versus_random") for r in pair]),
+            "contaminated": joined([wins(r, "gain") for r in pair])}
+
+
+def studies() -> list[str]:
+    """The README's lines on the other corpora and severities, from the committed summary."""
+    rows = json.loads((ROOT / "metrics/studies/summary/summary.json").read_text())["rows"]
+    lines = []
+    for corpus, severity in dict.fromkeys((r["corpus"], r["severity"]) for r in rows):
+        if (corpus, severity) == ("bach", "severe"):
+            continue  # the default, above
+        pair = [next(r for r in rows if (r["corpus"], r["severity"], r["set"]) ==
+                     (corpus, severity, name)) for name in ("mixed23", "effectsdb")]
+        c = _study_cells(pair)
+        lines.append(
+            f"  - {corpus}, {severity}: clean part − contaminated {c['harm']} dB "
+            f"({c['harm_verdict']}); AUROC unlearning {c['unlearn']}, FAD {c['fad']}, MLP "
+            f"{c['mlp']}; methods beating random removal {c['random']}, beating the "
+            f"contaminated set {c['contaminated']}.")
+    return lines
+
+
 def test_readme_headline_numbers_are_the_committed_metrics() -> None:
     readme = (ROOT / "README.md").read_text()
-    for line in headline():
+    for line in headline() + studies():
         assert line in readme, f"README out of date; expected the line\n{line}"
 
 
 if __name__ == "__main__":  # print the lines to paste after a new default run
-    print("\n".join(headline()))
+    print("\n".join(headline() + studies()))

@@ -188,3 +188,17 @@ def test_render_reads_real_reference_and_test_splits(tmp_path: Path) -> None:
     with pytest.raises(SystemExit, match=r"error: render: render.real_test.root: .*nowhere not found"):
         render.main(["--params", str(params), "--out", str(tmp_path / "r2"), "--quiet"])
     assert not (tmp_path / "r2").exists()  # nothing half-written
+
+
+def test_pieces_sharing_a_name_are_rendered_once(monkeypatch, score) -> None:
+    """A piece's name is its song folder: a second file of the same name (Bach's corpus has
+    bwv277 twice) is skipped, never written over the first or into another split."""
+    from stages.lib import render
+
+    paths = [Path(f"{i}/bwv1.mxl") for i in range(10)] + [Path("x/bwv2.mxl"), Path("y/bwv3.mxl")]
+    monkeypatch.setattr(render, "corpus_paths", lambda composer: paths)
+    monkeypatch.setattr(render, "load_score",
+                        lambda path, voices: replace(score, piece=path.stem))
+    splits = assign_pieces(params_of(RenderParams, "render", n_train=1, n_reference=1, n_test=1))
+    names = [s.piece for scores in splits.values() for s in scores]
+    assert sorted(names) == ["bwv1", "bwv2", "bwv3"]

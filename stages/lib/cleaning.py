@@ -38,8 +38,9 @@ class CleaningParams:
         check("random" not in self.methods, "cleaning.methods",
               "'random' names the random-removal control (cleaning.random_ratios), not a method")
         for method in self.methods:
-            check(not method.endswith("-pt"), "cleaning.methods",
-                  f"{method!r}: the per-target mode is cleaning.modes: [per_target], not a suffix")
+            check(not method.endswith("-pt") and not method.endswith("_per_target"),
+                  "cleaning.methods", f"{method!r}: the per-target mode is cleaning.modes: "
+                  "[per_target], not part of a method's name")
         check(len(self.modes) > 0 and len(set(self.modes)) == len(self.modes)
               and set(self.modes) <= set(MODES), "cleaning.modes",
               f"must be distinct values of {list(MODES)}")

@@ -25,6 +25,7 @@ import torch
 from tqdm import tqdm
 
 from .audio import Track
+from .cleaning import parse_condition
 from .evaluation import EvalParams, load_separator, score_tracks, summarize
 from .io import atomic_path, dumps_json, read_json, write_json
 from .params import TARGETS, ParamsError, RuntimeParams, as_plain, select_device
@@ -239,12 +240,30 @@ def score_snapshots(work: Path, conditions: Sequence[str], epochs: Sequence[int]
 
 def compare_committed(work: Path, committed: Path, conditions: Sequence[str],
                       seeds: Sequence[int], epochs: int) -> dict[str, bool]:
-    """Which ``epochs`` snapshots are bit-identical to ``<committed>/<condition>/seed<k>``."""
-    return {f"{condition} seed {seed}, {epochs} epochs": same_weights(
-                work / condition / f"seed{seed}" / f"e{epochs}",
-                committed / condition / f"seed{seed}", TARGETS)
-            for condition in conditions for seed in seeds
-            if (committed / condition / f"seed{seed}").is_dir()}
+    """Which ``epochs`` snapshots are bit-identical to the pipeline's model of the same
+    condition and seed (``<committed>/<set>/<condition>/seed<k>``; a cleaned condition
+    ``<set>/<method>[_per_target]_r<r>`` is under ``<set>/<mode>/<method>_r<r>``). A condition
+    whose pipeline model is missing is reported as such, not skipped."""
+    out = {}
+    for condition in conditions:
+        for seed in seeds:
+            pipeline = committed / model_folder(condition) / f"seed{seed}"
+            if not pipeline.is_dir():
+                log.warning("%s: no pipeline model to compare the %d-epoch snapshot with",
+                            pipeline, epochs)
+            out[f"{condition} seed {seed}, {epochs} epochs"] = pipeline.is_dir() and same_weights(
+                work / condition / f"seed{seed}" / f"e{epochs}", pipeline, TARGETS)
+    return out
+
+
+def model_folder(condition: str) -> str:
+    """Where the pipeline keeps a condition's models, relative to ``data/models``."""
+    dataset, _, name = condition.partition("/")
+    parsed = parse_condition(name)
+    if parsed is None:
+        return condition
+    method, mode, ratio = parsed
+    return f"{dataset}/{mode}/{method}_r{ratio}"
 
 
 def parse_conditions(specs: list[str]) -> dict[str, Path]:

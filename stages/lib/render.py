@@ -7,7 +7,8 @@ takes only pieces of exactly four voices named Soprano, Alto, Tenor, Bass (the c
 ``outer`` any piece of four or more voices (e.g. Palestrina's masses, ``render.corpus:
 palestrina``). Each stem is rendered by its own
 synthesizer (one instrument at a time), dry (FluidSynth reverb and chorus off), so stems are
-exactly separable and ``mixture = sum of stems``. Everything drawn per song (tempo,
+exactly separable and ``mixture = sum of stems`` (to the last bit when stored as float; PCM
+storage quantises each file on its own). Everything drawn per song (tempo,
 transposition, programs, velocities, pan, excerpt start, drum variations) comes from one
 ``numpy`` generator seeded by ``(seed, piece)``: re-rendering is bit-identical.
 """
@@ -349,17 +350,22 @@ def render_song(score: Score, plan: SongPlan, params: RenderParams, sample_rate:
 
 
 def assign_pieces(params: RenderParams) -> dict[str, list[Score]]:
-    """Pick disjoint chorales for ``train``, ``reference`` and ``test`` (shuffled by the seed)."""
+    """Pick disjoint pieces for ``train``, ``reference`` and ``test`` (shuffled by the seed;
+    names are unique: they become song folders)."""
     paths = corpus_paths(params.corpus)
     order = np.random.default_rng(params.seed).permutation(len(paths))
     wanted = {"train": params.n_train, "reference": params.n_reference, "test": params.n_test}
     splits: dict[str, list[Score]] = {k: [] for k in wanted}
     names = iter(wanted)
     current = next(names)
+    taken: set[str] = set()
     for index in order:
+        if paths[index].stem in taken:
+            continue  # a piece's name is its song folder: a second file of that name is skipped
         score = load_score(paths[index], params.voices)
         if score is None:
             continue
+        taken.add(score.piece)
         splits[current].append(score)
         if len(splits[current]) == wanted[current]:
             current = next(names, "")

@@ -9,10 +9,10 @@ is recomputed: every number and interval here is one the runs' own metrics hold.
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .cleaning import parse_condition
 from .io import read_json, write_json
 from .plots import save_figure
 
@@ -20,7 +20,6 @@ log = logging.getLogger(__name__)
 
 SETS = ("mixed23", "effectsdb")
 KEY = "museval_sdr_db_avg"
-RETRAINED = re.compile(r"^(?P<method>(?!random_).+)_r(?P<ratio>auto|[0-9.]+)$")
 CONTROLS = ("unlearn-naive", "loss")  # scores the pipeline ranks by but does not retrain on
 
 
@@ -93,13 +92,14 @@ def summarise_set(run: Run, dataset: str) -> dict | None:
     margins = data.get("margins", {})
     methods = []
     for condition in sorted(data.get("conditions", {})):
-        match = RETRAINED.match(condition)
-        if not match:
+        parsed = parse_condition(condition)
+        if parsed is None or parsed[0] == "random":
             continue
-        method, ratio = match["method"], match["ratio"]
+        method, mode, ratio = parsed
         versus_random = _margin(margins, f"{condition}_minus_random_r{ratio}")
         methods.append({
-            "method": method, "ratio": ratio, "auroc": _auroc(detection, method),
+            "method": method if mode == "unified" else f"{method} ({mode})", "ratio": ratio,
+            "auroc": _auroc(detection, method),  # the score a mode keeps from is the same
             "sdr": data["conditions"][condition].get(KEY, {}).get("mean"),
             "gain": _margin(margins, f"{condition}_minus_contaminated"),
             "versus_random": versus_random, "verdict": verdict(versus_random)})
@@ -122,6 +122,8 @@ def summarise(runs: list[Run]) -> list[dict]:
 def _interval(margin: dict | None) -> str:
     if not margin or margin.get("mean") is None:
         return "—"
+    if margin.get("ci95_low") is None or margin.get("ci95_high") is None:
+        return f"{margin['mean']:+.2f} [no interval]"  # one seed or one draw
     return f"{margin['mean']:+.2f} [{margin['ci95_low']:+.2f}, {margin['ci95_high']:+.2f}]"
 
 
@@ -184,23 +186,28 @@ def plot(rows: list[dict], out: Path) -> bool:
                if len({r["severity"] for r in rows if r["corpus"] == c}) > 1]
     if not corpora:
         return False
+    levels = list(dict.fromkeys(r["severity"] for r in rows))  # the order the runs were given
     fig, axes = plt.subplots(2, len(SETS), figsize=(5.5 * len(SETS), 7), dpi=100, squeeze=False)
     for col, dataset in enumerate(SETS):
         for corpus in corpora:
             subset = [r for r in rows if r["set"] == dataset and r["corpus"] == corpus]
-            levels = [r["severity"] for r in subset]
+            x = [levels.index(r["severity"]) for r in subset]
             for name in dict.fromkeys(m["method"] for r in subset for m in r["methods"]):
                 per = [next((m for m in r["methods"] if m["method"] == name), None) for r in subset]
                 auroc = [m["auroc"] if m and m["auroc"] is not None else float("nan") for m in per]
-                axes[0][col].plot(levels, auroc, marker="o", label=f"{name} ({corpus})")
-                margin = [m["versus_random"] if m else None for m in per]
-                mean = [v["mean"] if v else float("nan") for v in margin]
-                err = [[v["mean"] - v["ci95_low"] if v else 0 for v in margin],
-                       [v["ci95_high"] - v["mean"] if v else 0 for v in margin]]
-                axes[1][col].errorbar(levels, mean, yerr=err, marker="o", capsize=3,
+                axes[0][col].plot(x, auroc, marker="o", label=f"{name} ({corpus})")
+                mean, low, high = [], [], []
+                for m in per:
+                    v = m["versus_random"] if m else None
+                    has = bool(v and v.get("mean") is not None)
+                    mean.append(v["mean"] if has else float("nan"))  # type: ignore[index]
+                    ok = has and v.get("ci95_low") is not None  # type: ignore[union-attr]
+                    low.append(v["mean"] - v["ci95_low"] if ok else 0.0)  # type: ignore[index]
+                    high.append(v["ci95_high"] - v["mean"] if ok else 0.0)  # type: ignore[index]
+                axes[1][col].errorbar(x, mean, yerr=[low, high], marker="o", capsize=3,
                                       label=f"{name} ({corpus})")
             harm = [r["harm"]["mean"] if r["harm"] else float("nan") for r in subset]
-            axes[1][col].plot(levels, harm, "k--", label=f"harm of contamination ({corpus})")
+            axes[1][col].plot(x, harm, "k--", label=f"harm of contamination ({corpus})")
         axes[0][col].set(title=f"{dataset}: detection", ylabel="AUROC (unified score)",
                          ylim=(0.3, 1.02))
         axes[0][col].axhline(0.5, color="grey", lw=0.8)
@@ -208,6 +215,7 @@ def plot(rows: list[dict], out: Path) -> bool:
                          ylabel="dB (95 % interval)")
         axes[1][col].axhline(0.0, color="grey", lw=0.8)
         for ax in axes[:, col]:
+            ax.set_xticks(range(len(levels)), levels)
             if ax.get_legend_handles_labels()[0]:
                 ax.legend(fontsize=7)
     save_figure(out, fig)

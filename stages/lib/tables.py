@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cleaning import MODES, CleaningParams, parse_condition
+from .cleaning import CleaningParams, parse_condition
 from .filtering import auto_ratio, kept_songs, mean_table
 from .io import read_json
 from .params import TARGETS
@@ -179,18 +179,20 @@ def auto_vs_grid_table(sets: dict[str, dict], cost_root: Path, seeds: tuple[int,
 def is_current_cell(relative: Path, seeds: tuple[int, ...], cleaning: CleaningParams) -> bool:
     """Whether a cost file belongs to the current grid: files of other seeds (draws, for the
     random control) or of cleaned conditions no longer in ``cleaning`` (DVC never deletes outputs
-    of removed stages) are not."""
+    of removed stages) are not; cleaned cells live at ``<family>/<set>/<mode>/<method>_r<r>``."""
     cells = {f"{m}_r{r}" for m in cleaning.methods for r in cleaning.ratios}
     randoms = {f"random_r{r}" for r in cleaning.random_ratios}
     parts = relative.with_suffix("").parts
     wanted = cleaning.random_draws if randoms & set(parts) else seeds
-    for part in parts:
-        if part in MODES and part not in cleaning.modes:
-            return False
+    for index, part in enumerate(parts):
         if part.startswith("seed") and part[4:].isdigit() and int(part[4:]) not in wanted:
             return False
-        if cell(part) and part not in cells | randoms:
-            return False
+        if part in randoms:
+            continue
+        if cell(part) and (part not in cells or index == 0
+                           or parts[index - 1] not in cleaning.modes):
+            return False  # a cleaned cell counts only in a current mode's folder (not the
+            # pre-mode layout <family>/<set>/<method>_r<r> an older run left behind)
     return True
 
 
