@@ -5,7 +5,6 @@ plots as CSV + PNG (used by the ``report`` stage)."""
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 
 import numpy as np
@@ -122,13 +121,11 @@ def auto_ratio_table(scores_root: Path, truth_root: Path, seeds: tuple[int, ...]
     return lines
 
 
-CELL = re.compile(r"(.+)_r(auto|[0-9.]+)")  # a cleaned condition: <method>_r<ratio>
-
-
 def cell(condition: str) -> tuple[str, str] | None:
-    """``(method, ratio)`` of a cleaned condition such as ``fad_r0.5`` / ``fad_rauto``, else None."""
-    match = CELL.fullmatch(condition)
-    return (match[1], match[2]) if match else None
+    """``(method, ratio)`` of a cleaned condition such as ``fad_r0.5`` / ``fad_rauto``, else None
+    (the method keeps a mode's suffix: ``fad_per_target``); parsed by ``parse_condition``."""
+    parsed = parse_condition(condition)
+    return None if parsed is None else (condition.rsplit("_r", 1)[0], parsed[2])
 
 
 def _cell_wall(cost_root: Path, dataset: str, cond: str, seeds: tuple[int, ...]) -> float | None:
