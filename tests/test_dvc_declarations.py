@@ -138,7 +138,9 @@ def test_run_cache_restores_a_training_cell_in_another_clone(tmp_path: Path) -> 
     if shutil.which("git") is None:
         pytest.skip("git is needed")
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
-           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           # the stages' `python` is this interpreter, whatever PATH pytest was started with
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     src = tmp_path / "src"
     files = subprocess.run(["git", "ls-files", "-co", "--exclude-standard"], cwd=ROOT,
                            capture_output=True, text=True, check=True).stdout.split()
@@ -160,7 +162,8 @@ def test_run_cache_restores_a_training_cell_in_another_clone(tmp_path: Path) -> 
         subprocess.run(["git", "clone", "-q", str(src), str(clone)], **run)
         subprocess.run([*DVC, "cache", "dir", "--local", str(cache)], **{**run, "cwd": clone})
         clones.append(clone)
-    subprocess.run([*DVC, "repro", cell], **{**run, "cwd": clones[0]})
+    first = subprocess.run([*DVC, "repro", cell], **{**run, "cwd": clones[0], "check": False})
+    assert first.returncode == 0, first.stdout + first.stderr
     second = subprocess.run([*DVC, "repro", cell], **{**run, "cwd": clones[1]})
     log = second.stdout + second.stderr
     assert f"Stage '{cell}' is cached - skipping run" in log, log

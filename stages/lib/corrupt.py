@@ -19,8 +19,9 @@ from .params import TARGETS, check
 
 log = logging.getLogger(__name__)
 
-LABEL_NOISE_KINDS = ("swap", "move")
-EFFECTS = ("distortion", "reverb", "lowpass")
+LABEL_NOISE_KINDS = ("swap", "move", "segment")
+EFFECTS = ("distortion", "reverb", "lowpass", "mp3")
+SEGMENT_SHARE = (0.25, 0.75)  # ``segment`` label noise: share of the song whose content moves
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class LabelNoiseParams:
 
     ``swap``: two stems of the song exchange their audio (both carry the wrong instrument).
     ``move``: a stem's content is moved into another stem, which then holds two instruments while
-    the source stem falls silent. Both keep the mixture bit-identical. ``stem_prob`` is the chance
+    the source stem falls silent. ``segment``: a move limited to one stretch of the song (a random
+    25-75 % of it), the subtler error of a stem that holds another instrument for a while. All
+    keep the mixture bit-identical. ``stem_prob`` is the chance
     that each target stem is picked as a victim; at least one is always picked.
     """
 
@@ -80,6 +83,7 @@ class EffectParams:
     wet_level: float
     dry_level: float
     cutoff_hz: float
+    mp3_vbr_quality: float
     normalize_peak: float | None
 
     def __post_init__(self) -> None:
@@ -88,6 +92,8 @@ class EffectParams:
             check(0.0 <= getattr(self, key) <= 1.0, f"effects.{key}",
                   "must be in [0, 1] (pedalboard.Reverb's range)")
         check(20.0 <= self.cutoff_hz <= 20000.0, "effects.cutoff_hz", "must be in [20, 20000] Hz")
+        check(0.0 <= self.mp3_vbr_quality <= 10.0, "effects.mp3_vbr_quality",
+              "must be in [0, 10] (LAME's VBR scale: 0 best, 10 worst)")
         check(self.normalize_peak is None or 0.0 < self.normalize_peak <= 1.0,
               "effects.normalize_peak", "must be null or in (0, 1]")
 
@@ -113,13 +119,22 @@ def label_noise(track: Track, rng: np.random.Generator,
         kind = str(rng.choice(params.kinds))
         partner = str(rng.choice([t for t in TARGETS if t != victim and t not in touched]
                                  or [t for t in TARGETS if t != victim]))
+        action: dict = {"kind": kind, "from": victim, "to": partner}
         if kind == "swap":
             stems[victim], stems[partner] = stems[partner], stems[victim]
-        else:  # move: the victim's instrument ends up in the partner stem
-            stems[partner] = stems[partner] + stems[victim]
-            stems[victim] = np.zeros_like(stems[victim])
+        else:  # move: the victim's instrument (or one stretch of it) ends up in the partner stem
+            span = slice(None)
+            if kind == "segment":
+                n = stems[victim].shape[-1]
+                length = int(round(rng.uniform(*SEGMENT_SHARE) * n))
+                start = int(rng.integers(0, n - length + 1))
+                span = slice(start, start + length)
+                action["segment_samples"] = [start, start + length]
+            moved = stems[victim][:, span].copy()
+            stems[partner][:, span] = stems[partner][:, span] + moved
+            stems[victim][:, span] = 0.0
         touched.update((victim, partner))
-        actions.append({"kind": kind, "from": victim, "to": partner})
+        actions.append(action)
     info = {"stems": sorted(touched), "actions": actions}
     return _copy(track, stems), info
 
@@ -175,6 +190,8 @@ def make_effect(name: str, params: EffectParams):
                                  wet_level=params.wet_level, dry_level=params.dry_level)
     if name == "lowpass":
         return pedalboard.LowpassFilter(cutoff_frequency_hz=params.cutoff_hz)
+    if name == "mp3":  # a codec's degradation: LAME encode + decode (pedalboard aligns the delay)
+        return pedalboard.MP3Compressor(vbr_quality=params.mp3_vbr_quality)
     raise ValueError(f"unknown effect {name!r} (known: {list(EFFECTS)})")
 
 
