@@ -74,6 +74,14 @@ def test_write_summary_plots_a_severity_axis_only(tmp_path: Path) -> None:
     alone.mkdir()
     write_summary(alone, runs[:1])
     assert not (alone / "severity.png").exists()
+    # another setting of the same corpus (a share of corrupted songs) is tabulated, not plotted
+    share = parse_run(f"bach/severe, 20 % corrupted={_run(tmp_path / 'share', 0.5, 0.9)}")
+    other = tmp_path / "other"
+    other.mkdir()
+    write_summary(other, [runs[0], share])
+    assert "| bach | severe, 20 % corrupted | +1.00 [+0.50, +1.50] | fad r=0.5 |" in (
+        other / "summary.md").read_text()
+    assert not (other / "severity.png").exists()
 
 
 @pytest.mark.parametrize("spec", ["bach=metrics", "bach/severe", "/severe=x"])

@@ -21,6 +21,8 @@ log = logging.getLogger(__name__)
 SETS = ("mixed23", "effectsdb")
 KEY = "museval_sdr_db_avg"
 CONTROLS = ("unlearn-naive", "loss")  # scores the pipeline ranks by but does not retrain on
+SEVERITIES = ("severe", "moderate", "mild")  # the plotted axis, strongest first; a run labelled
+# otherwise (another share of corrupted songs, other corruption kinds) is tabulated, not plotted
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ def markdown(rows: list[dict], sources: list[Run]) -> str:
             continue
         controls = sorted({c for r in subset for c in r["detection_only"]})
         lines += ["", f"## {dataset}", "",
-                  "| corpus | severity | harm (clean − contaminated) | method | AUROC | SDR | "
+                  "| corpus | setting | harm (clean − contaminated) | method | AUROC | SDR | "
                   "gain over contaminated | margin over random | verdict |",
                   "|---|---|---|---|---|---|---|---|---|"]
         for row in subset:
@@ -175,22 +177,25 @@ def markdown(rows: list[dict], sources: list[Run]) -> str:
 
 
 def plot(rows: list[dict], out: Path) -> bool:
-    """AUROC and margin over random removal against severity, per method and set, for every
-    corpus run at more than one severity; ``False`` when no corpus has a severity axis."""
+    """AUROC and margin over random removal against severity (the levels of :data:`SEVERITIES`),
+    per method and set, for every corpus run at more than one of them; ``False`` when no corpus
+    has a severity axis."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = [r for r in rows if r["severity"] in SEVERITIES]
     corpora = [c for c in dict.fromkeys(r["corpus"] for r in rows)
                if len({r["severity"] for r in rows if r["corpus"] == c}) > 1]
     if not corpora:
         return False
-    levels = list(dict.fromkeys(r["severity"] for r in rows))  # the order the runs were given
+    levels = [s for s in SEVERITIES if any(r["severity"] == s for r in rows)]
     fig, axes = plt.subplots(2, len(SETS), figsize=(5.5 * len(SETS), 7), dpi=100, squeeze=False)
     for col, dataset in enumerate(SETS):
         for corpus in corpora:
-            subset = [r for r in rows if r["set"] == dataset and r["corpus"] == corpus]
+            subset = sorted((r for r in rows if r["set"] == dataset and r["corpus"] == corpus),
+                            key=lambda r: levels.index(r["severity"]))
             x = [levels.index(r["severity"]) for r in subset]
             for name in dict.fromkeys(m["method"] for r in subset for m in r["methods"]):
                 per = [next((m for m in r["methods"] if m["method"] == name), None) for r in subset]
