@@ -9,6 +9,7 @@ from stages.lib.studies import verdict
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "museval_sdr_db_avg"
+NAMES = {"mixed23": "Mixed23", "effectsdb": "EffectsDB"}
 
 
 def _sdr(data: dict, condition: str) -> str:
@@ -45,7 +46,8 @@ def headline() -> list[str]:
 
 
 def _study_cells(pair: list[dict]) -> dict[str, str]:
-    """The quoted numbers of one corpus and severity, "Mixed23 / EffectsDB" each."""
+    """The quoted numbers of one corpus and setting, "Mixed23 / EffectsDB" each (or the one set
+    a run is limited to)."""
     def joined(values: list[str]) -> str:
         return " / ".join(values)
 
@@ -70,11 +72,11 @@ def studies() -> list[str]:
     for corpus, severity in dict.fromkeys((r["corpus"], r["severity"]) for r in rows):
         if (corpus, severity) == ("bach", "severe"):
             continue  # the default, above
-        pair = [next(r for r in rows if (r["corpus"], r["severity"], r["set"]) ==
-                     (corpus, severity, name)) for name in ("mixed23", "effectsdb")]
+        pair = [r for r in rows if (r["corpus"], r["severity"]) == (corpus, severity)]
+        only = "" if len(pair) == 2 else f" ({NAMES[pair[0]['set']]} only)"
         c = _study_cells(pair)
         lines.append(
-            f"  - {corpus}, {severity}: clean part − contaminated {c['harm']} dB "
+            f"  - {corpus}, {severity}{only}: clean part − contaminated {c['harm']} dB "
             f"({c['harm_verdict']}); AUROC unlearning {c['unlearn']}, FAD {c['fad']}, MLP "
             f"{c['mlp']}; methods beating random removal {c['random']}, beating the "
             f"contaminated set {c['contaminated']}.")

@@ -75,18 +75,34 @@ def test_write_summary_plots_a_severity_axis_only(tmp_path: Path) -> None:
     write_summary(alone, runs[:1])
     assert not (alone / "severity.png").exists()
     # another setting of the same corpus (a share of corrupted songs) is tabulated, not plotted
-    share = parse_run(f"bach/severe, 20 % corrupted={_run(tmp_path / 'share', 0.5, 0.9)}")
+    share = parse_run(f"bach/20%-corrupted={_run(tmp_path / 'share', 0.5, 0.9)}")
     other = tmp_path / "other"
     other.mkdir()
     write_summary(other, [runs[0], share])
-    assert "| bach | severe, 20 % corrupted | +1.00 [+0.50, +1.50] | fad r=0.5 |" in (
+    assert "| bach | 20%-corrupted | +1.00 [+0.50, +1.50] | fad r=0.5 |" in (
         other / "summary.md").read_text()
     assert not (other / "severity.png").exists()
 
 
+def test_a_run_can_name_the_sets_its_label_describes(tmp_path: Path) -> None:
+    folder = _run(tmp_path / "a", gain=1.0, auroc=0.9)
+    (folder / "effectsdb.json").write_text((folder / "mixed23.json").read_text())
+    both = summarise([parse_run(f"bach/severe={folder}")])
+    only = parse_run(f"bach/minimal={folder}#effectsdb")
+    assert [r["set"] for r in both] == ["mixed23", "effectsdb"]
+    assert [r["set"] for r in summarise([only])] == ["effectsdb"]
+    assert only.spec == f"bach/minimal={folder.as_posix()}#effectsdb"
+    out = tmp_path / "out"
+    out.mkdir()
+    write_summary(out, [only])
+    assert "(effectsdb only)" in (out / "summary.md").read_text()
+    with pytest.raises(ValueError, match="unknown set"):
+        parse_run(f"bach/minimal={folder}#musdb")
+
+
 @pytest.mark.parametrize("spec", ["bach=metrics", "bach/severe", "/severe=x"])
 def test_malformed_run_is_one_line(spec: str, tmp_path: Path) -> None:
-    with pytest.raises(SystemExit, match=r"error: summarise: --run .*corpus/severity=folder"):
+    with pytest.raises(SystemExit, match=r"error: summarise: --run .*corpus/setting=folder"):
         tool.main(["--run", spec, "--out", str(tmp_path / "out")])
     assert not (tmp_path / "out").exists()
 

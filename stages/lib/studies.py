@@ -21,36 +21,49 @@ log = logging.getLogger(__name__)
 SETS = ("mixed23", "effectsdb")
 KEY = "museval_sdr_db_avg"
 CONTROLS = ("unlearn-naive", "loss")  # scores the pipeline ranks by but does not retrain on
-SEVERITIES = ("severe", "moderate", "mild")  # the plotted axis, strongest first; a run labelled
+SEVERITIES = ("severe", "moderate", "mild", "minimal")  # the plotted axis, strongest first; a run labelled
 # otherwise (another share of corrupted songs, other corruption kinds) is tabulated, not plotted
 
 
 @dataclass(frozen=True)
 class Run:
-    """One pipeline run's results: ``folder`` holds ``<set>.json`` and ``detection/<set>.json``."""
+    """One pipeline run's results: ``folder`` holds ``<set>.json`` and ``detection/<set>.json``;
+    ``sets`` are the ones the label describes (a study that changed one set only names it)."""
 
     corpus: str
     severity: str
     folder: Path
+    sets: tuple[str, ...] = SETS
+
+    @property
+    def spec(self) -> str:
+        """The ``--run`` spec this run was parsed from."""
+        only = "" if self.sets == SETS else "#" + ",".join(self.sets)
+        return f"{self.corpus}/{self.severity}={self.folder.as_posix()}{only}"
 
     def inputs(self) -> dict[str, Path]:
         """The files and folders of the run a summary reads, keyed for error messages."""
         label = f"--run {self.corpus}/{self.severity}"
-        paths = [self.folder / f"{name}.json" for name in SETS] + [self.folder / "detection"]
+        paths = [self.folder / f"{name}.json" for name in self.sets] + [self.folder / "detection"]
         return {f"{label} ({p.name})": p for p in paths if p.exists()}
 
 
 def parse_run(spec: str) -> Run:
-    """``corpus/severity=folder`` -> :class:`Run`; a malformed spec or a folder without results
-    is a ``ValueError`` naming it."""
-    label, sep, folder = spec.partition("=")
+    """``corpus/setting=folder[#set,...]`` -> :class:`Run`; a malformed spec, an unknown set or
+    a folder without results is a ``ValueError`` naming it."""
+    label, sep, target = spec.partition("=")
+    folder, _, only = target.partition("#")
     corpus, slash, severity = label.partition("/")
     if not (sep and slash and corpus and severity and folder):
-        raise ValueError(f"--run {spec!r}: expected corpus/severity=folder")
+        raise ValueError(f"--run {spec!r}: expected corpus/setting=folder[#set,...]")
+    sets = tuple(only.split(",")) if only else SETS
+    unknown = [name for name in sets if name not in SETS]
+    if unknown:
+        raise ValueError(f"--run {spec!r}: unknown set(s) {unknown} (known: {list(SETS)})")
     path = Path(folder)
-    if not any((path / f"{name}.json").is_file() for name in SETS):
-        raise ValueError(f"--run {spec!r}: {path} holds no {' or '.join(SETS)}.json")
-    return Run(corpus, severity, path)
+    if not any((path / f"{name}.json").is_file() for name in sets):
+        raise ValueError(f"--run {spec!r}: {path} holds no {' or '.join(sets)}.json")
+    return Run(corpus, severity, path, sets)
 
 
 def verdict(margin: dict | None) -> str:
@@ -115,7 +128,7 @@ def summarise_set(run: Run, dataset: str) -> dict | None:
 
 def summarise(runs: list[Run]) -> list[dict]:
     """Every run's every set, in the order the runs are given."""
-    rows = [row for run in runs for dataset in SETS if (row := summarise_set(run, dataset))]
+    rows = [row for run in runs for dataset in run.sets if (row := summarise_set(run, dataset))]
     if not rows:
         raise ValueError("no run holds any results")
     return rows
@@ -143,7 +156,9 @@ def markdown(rows: list[dict], sources: list[Run]) -> str:
              "*helps*: the interval of a margin lies above 0; *within noise*: it holds 0; "
              "*hurts*: it lies below. A method can beat random removal (which may itself hurt) "
              "without beating the contaminated set: both margins are given.", "",
-             "Runs: " + "; ".join(f"`{r.corpus}/{r.severity}` = `{r.folder}`" for r in sources),
+             "Runs: " + "; ".join(f"`{r.corpus}/{r.severity}` = `{r.folder}`"
+                                  + ("" if r.sets == SETS else f" ({', '.join(r.sets)} only)")
+                                  for r in sources),
              "", "## The answer", ""]
     for row in rows:
         methods = "; ".join(
@@ -232,7 +247,7 @@ def write_summary(out: Path, runs: list[Run]) -> list[dict]:
     the folder ``out`` (created by the caller)."""
     rows = summarise(runs)
     write_json(out / "summary.json", {
-        "runs": [f"{r.corpus}/{r.severity}={r.folder.as_posix()}" for r in runs], "rows": rows})
+        "runs": [r.spec for r in runs], "rows": rows})
     (out / "summary.md").write_text(markdown(rows, runs))
     if plot(rows, out / "severity.png"):
         log.info("wrote %s", out / "severity.png")

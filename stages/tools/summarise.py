@@ -3,10 +3,13 @@ method helps, on which corpus, at which severity, against random removal):
 
     python -m stages.tools.summarise --out metrics/studies/summary \\
         --run bach/severe=metrics --run bach/moderate=metrics/studies/severity-moderate \\
-        --run bach/mild=metrics/studies/severity-mild --run palestrina/severe=metrics/studies/corpus2
+        --run bach/mild=metrics/studies/severity-mild --run palestrina/severe=metrics/studies/corpus2 \
+        --run bach/minimal=metrics/studies/severity-minimal#effectsdb
 
-Each ``--run corpus/severity=folder`` names a folder laid out like ``metrics/`` (``<set>.json``,
-``detection/<set>.json``); severities are plotted in the order given. Writes ``summary.md``,
+Each ``--run corpus/setting=folder`` names a folder laid out like ``metrics/`` (``<set>.json``,
+``detection/<set>.json``); ``#effectsdb`` (or ``#mixed23``) limits a run to the set its label
+describes. Settings are tabulated in the order given; the severity levels (severe, moderate,
+mild, minimal) are also plotted, strongest first. Writes ``summary.md``,
 ``summary.json`` and ``severity.png`` into ``--out``. ``.ci/summary`` runs exactly this.
 """
 
@@ -25,7 +28,7 @@ def run(argv: list[str] | None = None) -> None:
     """Read every run, then write the summary folder."""
     parser = stage_parser("tools.summarise", __doc__ or "")
     parser.add_argument("--run", action="append", required=True,
-                        help="corpus/severity=folder of results (repeat)")
+                        help="corpus/setting=folder[#set,...] of results (repeat)")
     parser.add_output("--out", folder=True, required=True, help="summary folder to write")
     args = parser.parse_args(argv)
     setup_logging(args.verbose)
