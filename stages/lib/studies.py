@@ -21,8 +21,9 @@ log = logging.getLogger(__name__)
 SETS = ("mixed23", "effectsdb")
 KEY = "museval_sdr_db_avg"
 CONTROLS = ("unlearn-naive", "loss")  # scores the pipeline ranks by but does not retrain on
-SEVERITIES = ("severe", "moderate", "mild", "minimal")  # the plotted axis, strongest first; a run labelled
-# otherwise (another share of corrupted songs, other corruption kinds) is tabulated, not plotted
+# The plotted axis, strongest first; a run labelled otherwise (another share of corrupted songs,
+# other corruption kinds, a control) is tabulated, not plotted
+SEVERITIES = ("severe", "moderate", "mild", "minimal")
 
 
 @dataclass(frozen=True)
