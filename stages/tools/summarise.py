@@ -3,7 +3,7 @@ method helps, on which corpus, at which severity, against random removal):
 
     python -m stages.tools.summarise --out metrics/studies/summary \\
         --run bach/severe=metrics --run bach/moderate=metrics/studies/severity-moderate \\
-        --run bach/mild=metrics/studies/severity-mild --run palestrina/severe=metrics/studies/corpus2 \
+        --run bach/mild=metrics/studies/severity-mild --run palestrina/severe=metrics/studies/corpus2 \\
         --run bach/minimal=metrics/studies/severity-minimal#effectsdb
 
 Each ``--run corpus/setting=folder`` names a folder laid out like ``metrics/`` (``<set>.json``,
